@@ -1,0 +1,265 @@
+"""Mask samplers: one mixing mask ``M[i]`` per sample, built for the whole batch at once.
+
+Every sampler returns ``(mask, lam)`` where ``mask`` is ``(B, *S)`` on the requested device (bool
+for binary masks, float32 for soft ones) and ``lam`` is the ``(B,)`` float32 mean of each mask,
+measured from the mask that was built, never the weight that was drawn.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mixmask.errors import MixMaskError
+from mixmask.functional._checks import check_finite_range, check_positive, check_spatial_shape
+
+__all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
+
+
+def _mask_mean(mask: Tensor) -> Tensor:
+    """``(B,)`` float32 mean of each sample's mask."""
+    dims = tuple(range(1, mask.ndim))
+    return mask.sum(dims, dtype=torch.float32) / math.prod(mask.shape[1:])
+
+
+def _check_lam(lam: Tensor) -> Tensor:
+    if not isinstance(lam, Tensor) or lam.ndim != 1 or lam.numel() == 0:
+        raise MixMaskError(f"expected lam as a non-empty (B,) tensor, but got {lam!r}")
+    if not bool(torch.isfinite(lam).all()) or bool((lam < 0).any()) or bool((lam > 1).any()):
+        raise MixMaskError(f"expected every lam in [0, 1], but got {lam.tolist()}")
+    return lam
+
+
+def mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device | str = "cpu"
+                ) -> tuple[Tensor, Tensor]:
+    """MixUp (Zhang et al., 2018): the mask of sample i is the constant ``lam[i]``.
+
+    Args:
+        lam: ``(B,)`` weights in [0, 1].
+        spatial_shape: ``S``.
+        device: where the mask lives.
+
+    Returns:
+        ``(mask, lam)``: ``mask`` is a float32 ``(B, *S)`` expanded view (no memory per pixel).
+    """
+    shape = check_spatial_shape(spatial_shape)
+    lam = _check_lam(lam).to(device=device, dtype=torch.float32)
+    mask = lam.view(-1, *([1] * len(shape))).expand(-1, *shape)
+    return mask, lam
+
+
+def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Draw one box per sample whose unclipped volume is ``(1 - lam) * |S|`` (Yun et al., 2019).
+
+    The box has the image's aspect ratio (side ``S_d * (1 - lam) ** (1 / D)``), a centre drawn
+    uniformly over the image, and is clipped to the image.
+
+    Returns:
+        ``(low, high)``: ``(B, D)`` int64 CPU tensors, the clipped box is ``low <= coord < high``.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    lam = _check_lam(lam).to(dtype=torch.float64, device="cpu")
+    sizes = torch.tensor(shape, dtype=torch.float64)
+    sides = torch.round(sizes * (1.0 - lam[:, None]) ** (1.0 / len(shape))).long()
+    centres = (torch.rand(lam.shape[0], len(shape), generator=generator, dtype=torch.float64) * sizes).long()
+    low = centres - sides // 2
+    high = low + sides
+    limit = torch.tensor(shape)
+    return low.clamp(min=0).minimum(limit), high.clamp(min=0).minimum(limit)
+
+
+def _box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
+    """``(B, *S)`` bool, True outside each sample's box."""
+    inside = None
+    low, high = low.to(device), high.to(device)
+    for d, size in enumerate(shape):
+        coord = torch.arange(size, device=device)
+        axis = (coord >= low[:, d, None]) & (coord < high[:, d, None])
+        axis = axis.view(-1, *[size if k == d else 1 for k in range(len(shape))])
+        inside = axis if inside is None else inside & axis
+    return ~inside
+
+
+def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
+                 device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """CutMix masks: 1 outside one box per sample (an interval, rectangle or cuboid), 0 inside.
+
+    Args:
+        lam: ``(B,)`` drawn weights; the box's unclipped volume is ``(1 - lam) * |S|``.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator for the box centres.
+        device: where the mask lives.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` float32 area outside the clipped box.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    low, high = cutmix_boxes(lam, shape, generator)
+    mask = _box_masks(low, high, shape, device)
+    box_volume = (high - low).prod(1).double()
+    lam_used = (1.0 - box_volume / math.prod(shape)).to(device=device, dtype=torch.float32)
+    return mask, lam_used
+
+
+@functools.lru_cache(maxsize=32)
+def _spectrum_scale(shape: tuple[int, ...], decay_power: float, device: torch.device) -> Tensor:
+    """Amplitude of each bin of a real FFT's half spectrum, ``(*S[:-1], S[-1] // 2 + 1)``.
+
+    ``1 / max(f, 1 / max(S)) ** decay_power`` with ``f`` the radial frequency in cycles per pixel,
+    times the weight that makes an inverse *real* FFT equal in distribution to the real part of a
+    full complex inverse FFT: the bins of the zero (and Nyquist) column stand for themselves only,
+    the others for a conjugate pair, so they get ``sqrt(2)`` relative to the rest.
+    """
+    axes = [torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[:-1]]
+    axes.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64))
+    grids = torch.meshgrid(*axes, indexing="ij")
+    freqs = torch.sqrt(sum(g**2 for g in grids))
+    scale = 1.0 / freqs.clamp_min(1.0 / max(shape)) ** decay_power
+    edge = torch.zeros(freqs.shape[-1], dtype=torch.bool)
+    edge[0] = True
+    if shape[-1] % 2 == 0:
+        edge[-1] = True
+    scale = scale * torch.where(edge, math.sqrt(2.0), 1.0)
+    return scale.to(device=device, dtype=torch.float32)
+
+
+def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power: float,
+                     generator: torch.Generator, device: torch.device | str = "cpu") -> Tensor:
+    """Low-frequency grey images for FMix (Harris et al., 2020), one per sample.
+
+    A complex spectrum with independent Gaussian real and imaginary parts, scaled by
+    ``1 / max(f, 1 / max(S)) ** decay_power``; the image is the real part of its inverse FFT
+    (computed as an inverse real FFT of a half spectrum of the same distribution). The images are
+    statistically isotropic in pixel units for any shape and rank.
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        decay_power: > 0; larger values give smoother images.
+        generator: a generator on ``device``.
+        device: where the images are built.
+
+    Returns:
+        float32 ``(B, *S)``.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    decay_power = check_positive("decay_power", decay_power)
+    device = torch.device(device)
+    scale = _spectrum_scale(shape, decay_power, device)
+    noise = torch.randn(batch_size, *scale.shape, 2, generator=generator, device=device)
+    spectrum = torch.view_as_complex(noise.mul_(scale[..., None]))
+    return torch.fft.irfftn(spectrum, s=shape, dim=tuple(range(1, len(shape) + 1)))
+
+
+def _kth_largest(values: Tensor, counts: Tensor) -> Tensor:
+    """``(B,)`` the ``counts[i]``-th largest entry of row ``i`` of ``values`` ``(B, N)``; +inf where 0."""
+    n = values.shape[1]
+    position = (n - counts).clamp(max=n - 1).to(values.device)
+    if values.device.type == "cpu":  # numpy's sort is several times faster than torch's on CPU
+        ascending = torch.from_numpy(np.sort(values.numpy(), axis=1))
+    else:
+        ascending = torch.sort(values, dim=1).values
+    kth = ascending.gather(1, position[:, None])[:, 0]
+    return torch.where(counts.to(values.device) > 0, kth, torch.full_like(kth, math.inf))
+
+
+def _soft_from_ranks(values: Tensor, counts: Tensor, lam: Tensor, max_soft: float) -> Tensor:
+    """Soft-edged masks as in the FMix code: the ranks around the cut fall linearly from 1 to 0."""
+    b, n = values.shape
+    order = torch.argsort(values, dim=1, descending=True)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=values.device).expand(b, n))
+    soft = (n * torch.minimum(torch.full_like(lam, max_soft), torch.minimum(lam, 1.0 - lam))).long()
+    low = (counts - soft).to(values.device)[:, None]
+    width = (2 * soft).to(values.device)[:, None]
+    ramp = (1.0 - (ranks - low).float() / (width - 1).clamp_min(1).float()).clamp_(0.0, 1.0)
+    return torch.where(width > 0, ramp, (ranks < counts.to(values.device)[:, None]).float())
+
+
+def fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator, *,
+               decay_power: float = 3.0, max_soft: float = 0.0, device: torch.device | str = "cpu"
+               ) -> tuple[Tensor, Tensor]:
+    """FMix masks: 1 on the top ``round(lam * |S|)`` values of a low-frequency grey image.
+
+    Args:
+        lam: ``(B,)`` drawn weights.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: a generator on ``device`` for the spectra.
+        decay_power: frequency decay of the spectrum.
+        max_soft: width of a soft edge as a fraction of ``|S|`` on each side of the cut (0 = binary).
+        device: where the masks are built.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` (float32 when ``max_soft > 0``) and its ``(B,)`` mean.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    max_soft = check_finite_range("max_soft", max_soft, 0.0, 0.5)
+    lam = _check_lam(lam).to(dtype=torch.float64, device="cpu")
+    n = math.prod(shape)
+    counts = torch.round(lam * n).long()
+    grey = fmix_grey_images(lam.shape[0], shape, decay_power, generator, device).reshape(lam.shape[0], n)
+    if max_soft > 0:
+        mask = _soft_from_ranks(grey, counts, lam, max_soft)
+    else:
+        mask = grey >= _kth_largest(grey, counts)[:, None]
+    mask = mask.view(-1, *shape)
+    return mask, _mask_mean(mask)
+
+
+def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                   cell_size: tuple[float, float] = (96 / 224, 1.0), keep_ratio: float = 0.6,
+                   rotate: float = 0.0, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """GridMask (Chen et al., 2020): a regular grid of dropped blocks, one grid per sample.
+
+    Each sample draws a cell size ``d`` (an int in ``cell_size * min(S)``), a random offset per axis
+    in ``[0, d)`` and, in 2-D, a rotation in ``[-rotate, rotate]`` degrees. In each cell of side
+    ``d`` a block of side ``(1 - keep_ratio) * d`` is dropped (mask 0); the rest is kept (mask 1).
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator.
+        cell_size: ``(low, high)`` range of ``d`` as fractions of the smallest spatial size.
+        keep_ratio: fraction of each cell's side that is kept, in (0, 1).
+        rotate: largest rotation in degrees (2-D only).
+        device: where the masks are built.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` kept fraction.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    low, high = (check_finite_range("cell_size", c, 0.0, 1.0, low_open=True) for c in cell_size)
+    if low > high:
+        raise MixMaskError(f"cell_size must be (low, high) with low <= high, but got {cell_size}")
+    keep_ratio = check_finite_range("keep_ratio", keep_ratio, 0.0, 1.0, low_open=True, high_open=True)
+    rotate = check_finite_range("rotate", rotate, 0.0, 180.0)
+    if rotate > 0 and len(shape) != 2:
+        raise MixMaskError(f"rotate is defined for 2-D masks only, but got spatial shape {shape}")
+    dims = len(shape)
+    smallest = min(shape)
+    d_low, d_high = max(2, int(low * smallest)), max(2, int(high * smallest))
+    cells = torch.randint(d_low, d_high + 1, (batch_size, 1), generator=generator).double()
+    offsets = torch.rand(batch_size, dims, generator=generator, dtype=torch.float64) * cells
+    angles = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * 2 - 1) * math.radians(rotate)
+    dropped_side = (1.0 - keep_ratio) * cells
+    cells, offsets, dropped_side = (t.to(device=device, dtype=torch.float32) for t in (cells, offsets, dropped_side))
+    coords = [torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2 for n in shape]
+    view = [[-1] + [n if k == d else 1 for k, n in enumerate(shape)] for d in range(dims)]
+    if rotate > 0:
+        cos = angles.cos().to(device=device, dtype=torch.float32).view(-1, 1, 1)
+        sin = angles.sin().to(device=device, dtype=torch.float32).view(-1, 1, 1)
+        y, x = coords[0].view(1, -1, 1), coords[1].view(1, 1, -1)
+        coords = [cos * y - sin * x, sin * y + cos * x]
+    else:
+        coords = [c.view(v[1:]).unsqueeze(0) for c, v in zip(coords, view)]
+    dropped = None
+    for d in range(dims):
+        shift = offsets[:, d].view(-1, *[1] * dims)
+        axis = torch.remainder(coords[d] + shift, cells.view(-1, *[1] * dims)) < dropped_side.view(-1, *[1] * dims)
+        dropped = axis if dropped is None else dropped & axis
+    mask = ~dropped.expand(batch_size, *shape)
+    return mask, _mask_mean(mask)

@@ -1,0 +1,97 @@
+"""Samplers for the scalar parameters of a draw: mixing weights and partner indices.
+
+All draws take an explicit CPU ``torch.Generator`` and return CPU tensors; they are O(B) and are
+moved to the input's device by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from mixmask.errors import MixMaskError
+from mixmask.functional._checks import check_choice, check_positive
+
+__all__ = ["Pairing", "PAIRINGS", "sample_lam", "sample_partners"]
+
+Pairing = Literal["permutation", "flip", "other_class"]
+PAIRINGS: tuple[str, ...] = ("permutation", "flip", "other_class")
+
+
+def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
+               reformulate: bool = False) -> Tensor:
+    """Draw one mixing weight per sample, ``lam ~ Beta(alpha, alpha)``.
+
+    With ``reformulate=True`` the draw is ``Beta(alpha + 1, alpha)``, the FMix paper's
+    reformulation of MSDA. Beta is drawn as ``G1 / (G1 + G2)`` from two Gamma draws of the generator.
+
+    Args:
+        batch_size: B.
+        alpha: concentration, > 0.
+        generator: CPU generator.
+        reformulate: use ``Beta(alpha + 1, alpha)``.
+
+    Returns:
+        ``(B,)`` float64 tensor in [0, 1].
+    """
+    alpha = check_positive("alpha", alpha)
+    a = torch.full((2, batch_size), alpha, dtype=torch.float64)
+    if reformulate:
+        a[0] += 1.0
+    gammas = torch._standard_gamma(a, generator=generator)
+    total = gammas.sum(0)
+    # Both Gammas underflow to 0 for tiny alpha; the limit distribution is Bernoulli(1/2) there.
+    coin = torch.rand(batch_size, generator=generator, dtype=torch.float64) < 0.5
+    return torch.where(total > 0, gammas[0] / total.clamp_min(torch.finfo(torch.float64).tiny), coin.double())
+
+
+def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:
+    """A random permutation with no fixed point: samples in random order, each paired with the next."""
+    order = torch.randperm(batch_size, generator=generator)
+    index = torch.empty_like(order)
+    index[order] = order.roll(-1)
+    return index
+
+
+def _other_class(labels: Tensor, generator: torch.Generator) -> Tensor:
+    """For each sample, a uniformly drawn partner with a different label; any other sample if none has one."""
+    flat = labels.reshape(labels.shape[0], -1)
+    differs = (flat[:, None, :] != flat[None, :, :]).any(-1)
+    scores = torch.rand(differs.shape, generator=generator)
+    fallback = _derangement(labels.shape[0], generator)
+    best = torch.where(differs, scores + 1.0, torch.zeros_like(scores))
+    best.diagonal().fill_(-1.0)
+    choice = best.argmax(1)
+    return torch.where(differs.any(1), choice, fallback)
+
+
+def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairing = "permutation",
+                    labels: Tensor | None = None) -> Tensor:
+    """Draw the partner index ``j``: sample ``i`` is mixed with sample ``j[i]``.
+
+    Args:
+        batch_size: B.
+        generator: CPU generator.
+        pairing: ``"permutation"`` (a random permutation with no self-pairs when B >= 2),
+            ``"flip"`` (reverse order; the middle sample of an odd batch pairs with itself) or
+            ``"other_class"`` (a random partner whose label differs where one exists, else any
+            other sample; needs ``labels``).
+        labels: ``(B,)`` class ids or ``(B, K)`` targets, for ``"other_class"``.
+
+    Returns:
+        ``(B,)`` int64 CPU tensor. For B = 1 it is ``[0]``.
+    """
+    check_choice("pairing", pairing, PAIRINGS)
+    if batch_size == 1:
+        return torch.zeros(1, dtype=torch.long)
+    if pairing == "flip":
+        return torch.arange(batch_size - 1, -1, -1)
+    if pairing == "other_class":
+        if labels is None:
+            raise MixMaskError("pairing='other_class' needs labels, but got labels=None")
+        if labels.shape[0] != batch_size:
+            raise MixMaskError(f"expected labels for {batch_size} samples, but got shape {tuple(labels.shape)}")
+        return _other_class(labels.detach().cpu(), generator)
+    return _derangement(batch_size, generator)
