@@ -1,0 +1,1 @@
+"""Pictures: mask grids, mixed batches, training curves (matplotlib, imported lazily)."""

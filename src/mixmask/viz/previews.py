@@ -1,0 +1,101 @@
+"""Preview of every method on one batch: grey images, masks, sources and mixed results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mixmask.errors import MixMaskError
+from mixmask.functional import masks as M
+from mixmask.functional.kernels import mix_inputs
+from mixmask.functional.params import METHODS, MixParams
+from mixmask.functional.sampling import sample_lam, sample_partners
+
+__all__ = ["PREVIEW_METHODS", "draw_preview_params", "save_classification_preview"]
+
+PREVIEW_METHODS = ("mixup", "cutmix", "fmix", "gridmask")
+
+
+def draw_preview_params(method: str, batch_size: int, spatial_shape: tuple[int, ...], generator: torch.Generator,
+                        *, alpha: float = 1.0, decay_power: float = 3.0) -> tuple[MixParams, Tensor | None]:
+    """One draw of ``method`` for a batch, and FMix's grey images ``(B, *S)`` (None for the others)."""
+    if method not in PREVIEW_METHODS:
+        raise MixMaskError(f"method must be one of {list(PREVIEW_METHODS)}, but got {method!r}")
+    index = sample_partners(batch_size, generator)
+    grey = None
+    if method == "gridmask":
+        mask, lam = M.gridmask_masks(batch_size, spatial_shape, generator, rotate=30.0)
+    else:
+        drawn = sample_lam(batch_size, alpha, generator)
+        if method == "mixup":
+            mask, lam = M.mixup_masks(drawn, spatial_shape)
+        elif method == "cutmix":
+            mask, lam = M.cutmix_masks(drawn, spatial_shape, generator)
+        else:
+            replay = torch.Generator().set_state(generator.get_state())
+            grey = M.fmix_grey_images(batch_size, spatial_shape, decay_power, replay)
+            mask, lam = M.fmix_masks(drawn, spatial_shape, generator, decay_power=decay_power)
+    ids = torch.full((batch_size,), METHODS.index(method), dtype=torch.long)
+    return MixParams(index, lam, mask, ids), grey
+
+
+def save_classification_preview(path: str | Path, images: Tensor, *, methods: Sequence[str] = PREVIEW_METHODS,
+                                seed: int = 0, alpha: float = 1.0, decay_power: float = 3.0) -> Path:
+    """Write a PNG grid: the sources, their partners, then per method its masks and mixed images.
+
+    Args:
+        path: PNG file to write (folders are created).
+        images: uint8 ``(B, 3, H, W)`` batch, B >= 2; one column per sample.
+        methods: subset of ``("mixup", "cutmix", "fmix", "gridmask")``.
+        seed: seed of the draws.
+        alpha: Beta concentration of the drawn weights.
+        decay_power: FMix's spectrum decay.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if images.ndim != 4 or images.shape[0] < 2 or images.dtype != torch.uint8:
+        raise MixMaskError(f"expected a uint8 (B >= 2, C, H, W) batch, but got {images.dtype} {tuple(images.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    batch, spatial = images.shape[0], tuple(images.shape[2:])
+    rows: list[tuple[str, Tensor, list[str], str | None]] = [("source x[i]", images, [f"x[{i}]" for i in range(batch)], None)]
+    for method in methods:
+        params, grey = draw_preview_params(method, batch, spatial, generator, alpha=alpha, decay_power=decay_power)
+        if not rows[1:]:
+            partners = images.index_select(0, params.index)
+            rows.append(("partner x[j[i]]", partners, [f"x[{j}]" for j in params.index.tolist()], None))
+        if grey is not None:
+            low = grey.amin(dim=(1, 2), keepdim=True)
+            grey = (grey - low) / (grey.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
+            rows.append((f"{method}: grey image", grey, [""] * batch, "gray"))
+        lams = [f"lam={v:.2f}" for v in params.lam.tolist()]
+        rows.append((f"{method}: mask M", params.mask.float(), lams, "gray"))
+        label = "fill=0 where M=0" if method == "gridmask" else "M*x + (1-M)*x[j]"
+        rows.append((f"{method}: {label}", mix_inputs(images, params), [""] * batch, None))
+    fig, axes = plt.subplots(len(rows), batch, figsize=(1.9 * batch + 1.2, 1.9 * len(rows)), squeeze=False)
+    for r, (name, tensors, titles, cmap) in enumerate(rows):
+        for c in range(batch):
+            ax = axes[r, c]
+            picture = tensors[c]
+            if picture.ndim == 3:
+                picture = picture.permute(1, 2, 0)
+            ax.imshow(picture.numpy(), cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
+            ax.set_xticks([]), ax.set_yticks([])
+            if titles[c]:
+                ax.set_title(titles[c], fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"mixmask preview (seed {seed}): out = M*x[i] + (1-M)*x[j[i]], lam = mean(M)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
