@@ -1,0 +1,74 @@
+"""The preview picture: drawn from the same functions as the transforms, written as a real PNG."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixmask.cli.main import main
+from mixmask.errors import MixMaskError
+from mixmask.functional.kernels import mix_inputs
+from mixmask.viz.previews import draw_preview_params, save_classification_preview
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def _photos(count: int = 3, size: int = 24) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (count, 3, size, size), generator=gen, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("method", ["mixup", "cutmix", "fmix", "gridmask"])
+def test_preview_params_are_consistent(method):
+    params, grey = draw_preview_params(method, 4, (16, 20), torch.Generator().manual_seed(1))
+    assert torch.allclose(params.mask.float().mean((1, 2)), params.lam, atol=1e-6)
+    assert (params.index != torch.arange(4)).all()
+    assert (grey is not None) == (method == "fmix")
+
+
+def test_fmix_grey_image_is_the_one_thresholded():
+    gen = torch.Generator().manual_seed(3)
+    params, grey = draw_preview_params("fmix", 3, (16, 16), gen)
+    flat, kept = grey.reshape(3, -1), params.mask.reshape(3, -1)
+    for row in range(3):
+        if 0 < kept[row].sum() < kept.shape[1]:
+            assert flat[row][kept[row]].min() > flat[row][~kept[row]].max()
+
+
+def test_preview_png_written(tmp_path):
+    path = save_classification_preview(tmp_path / "sub" / "p.png", _photos(), seed=2)
+    with PIL.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
+
+
+def test_preview_rejects_a_single_image(tmp_path):
+    with pytest.raises(MixMaskError, match="B >= 2"):
+        save_classification_preview(tmp_path / "p.png", _photos(count=1))
+
+
+def test_cli_preview_on_user_images(tmp_path, capsys):
+    files = []
+    for i, image in enumerate(_photos(count=2, size=40)):
+        files.append(tmp_path / f"im{i}.png")
+        PIL.fromarray(image.permute(1, 2, 0).numpy()).save(files[-1])
+    out = tmp_path / "preview.png"
+    code = main(["preview", "--images", *map(str, files), "--size", "32", "--methods", "cutmix,fmix",
+                 "--out", str(out)])
+    assert code == 0 and out.is_file()
+    assert capsys.readouterr().out.strip() == str(out)
+
+
+def test_cli_preview_unreadable_image_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    assert main(["preview", "--images", str(bad), "--out", str(tmp_path / "p.png")]) == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_preview_mixed_rows_match_kernel():
+    images = _photos()
+    params, _ = draw_preview_params("cutmix", 3, (24, 24), torch.Generator().manual_seed(5))
+    mixed = mix_inputs(images, params)
+    keep = params.mask[:, None].expand_as(images)
+    assert torch.equal(mixed[keep], images[keep])
+    assert torch.equal(mixed[~keep], images[params.index][~keep])
