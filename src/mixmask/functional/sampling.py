@@ -25,7 +25,9 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
     """Draw one mixing weight per sample, ``lam ~ Beta(alpha, alpha)``.
 
     With ``reformulate=True`` the draw is ``Beta(alpha + 1, alpha)``, the FMix paper's
-    reformulation of MSDA. Beta is drawn as ``G1 / (G1 + G2)`` from two Gamma draws of the generator.
+    reformulation of MSDA. Beta is drawn as ``G1 / (G1 + G2)`` from two Gamma draws of the
+    generator, in log space (``Gamma(a) = Gamma(a + 1) * U ** (1 / a)``) so that small alphas, whose
+    Gamma draws underflow, still give the right distribution (lam near 0 or 1 in equal parts).
 
     Args:
         batch_size: B.
@@ -35,16 +37,18 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
 
     Returns:
         ``(B,)`` float64 tensor in [0, 1].
+
+    Raises:
+        MixMaskError: alpha is not a finite number > 0.
     """
     alpha = check_positive("alpha", alpha)
-    a = torch.full((2, batch_size), alpha, dtype=torch.float64)
+    shape = torch.full((2, batch_size), alpha, dtype=torch.float64)
     if reformulate:
-        a[0] += 1.0
-    gammas = torch._standard_gamma(a, generator=generator)
-    total = gammas.sum(0)
-    # Both Gammas underflow to 0 for tiny alpha; the limit distribution is Bernoulli(1/2) there.
-    coin = torch.rand(batch_size, generator=generator, dtype=torch.float64) < 0.5
-    return torch.where(total > 0, gammas[0] / total.clamp_min(torch.finfo(torch.float64).tiny), coin.double())
+        shape[0] += 1.0
+    gammas = torch._standard_gamma(shape + 1.0, generator=generator)
+    uniforms = torch.rand((2, batch_size), generator=generator, dtype=torch.float64)
+    log_gammas = gammas.log() + torch.log1p(-uniforms) / shape
+    return torch.sigmoid(log_gammas[0] - log_gammas[1])
 
 
 def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:
