@@ -1,0 +1,348 @@
+"""Plan, run and summarise a benchmark: every job in a fresh process, rounds in interleaved order.
+
+A job is one (size, method, library, path). Each round runs every job once, in an order drawn from
+the seed, each in a new process forked from a server that has only imported torch and the
+installed peers (allocator state left by one job would change the next one's figures). The calls
+of all rounds are pooled into a median and an inter-quartile range per row.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+import torch
+
+from mixmask.bench.cases import (BENCH_METHODS, FLOORS, LIBRARIES, PATHS, PEER_MODULES, has_equivalent, installed,
+                                 semantics)
+from mixmask.errors import MixMaskError
+
+__all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "parse_sizes", "plan_rows", "run_bench", "summarise"]
+
+SCHEMA = "mixmask-bench/1"
+DEFAULT_SIZES: tuple[tuple[int, ...], ...] = ((128, 3, 32, 32), (64, 3, 224, 224), (16, 3, 512, 512))
+DTYPES: tuple[str, ...] = ("float32", "uint8")
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, ...], ...]:
+    """``"128x3x32x32,64x3x224x224"`` → ``((128, 3, 32, 32), (64, 3, 224, 224))``.
+
+    Each size is ``BxCxS1[xS2[xS3]]``: a batch, channels and 1 to 3 spatial sizes, all positive.
+
+    Raises:
+        MixMaskError: a size that is not 3 to 5 positive integers joined by ``x``.
+    """
+    sizes = []
+    for part in (p.strip() for p in str(text).split(",")):
+        try:
+            dims = tuple(int(d) for d in part.lower().split("x"))
+        except ValueError:
+            dims = ()
+        if not 3 <= len(dims) <= 5 or min(dims) < 1:
+            raise MixMaskError(f"expected sizes like 64x3x224x224 (B x C x 1 to 3 spatial sizes, all >= 1), "
+                               f"but got {part!r}")
+        sizes.append(dims)
+    return tuple(sizes)
+
+
+def _size_name(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _check_subset(name: str, values: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(values))
+    unknown = [v for v in values if v not in allowed]
+    if not values or unknown:
+        raise MixMaskError(f"expected {name} from {', '.join(allowed)}, but got {', '.join(values) or 'nothing'}")
+    return values
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to run.
+
+    Args:
+        methods: mixing methods, from ``mixup, cutmix, fmix, gridmask``.
+        sizes: ``(B, C, *S)`` batch shapes.
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float32"`` or ``"uint8"`` inputs.
+        paths: ``"transform"`` (mixmask and peers, new outputs) and/or ``"collate"`` (mixmask in
+            place into a batch it owns, with a reused workspace).
+        libraries: rows to run: ``mixmask``, the peers and the floors (missing peers are reported).
+        rounds: runs of every job, each in a fresh process, in a new interleaved order.
+        warmup: untimed calls before measuring.
+        min_time: seconds of timed calls per job and round (at least ``min_calls`` calls).
+        min_calls, max_calls: bounds on the timed calls per job and round.
+        threads: torch intra-op threads in each job (None: torch's default).
+        num_classes: K of the soft targets made from the sparse labels.
+        seed: seed of the data, of mixmask's draws and of the job order.
+        timeout: seconds before a job is stopped and reported as an error.
+    """
+
+    methods: tuple[str, ...] = BENCH_METHODS
+    sizes: tuple[tuple[int, ...], ...] = DEFAULT_SIZES
+    device: str = "cpu"
+    dtype: str = "float32"
+    paths: tuple[str, ...] = ("transform",)
+    libraries: tuple[str, ...] = LIBRARIES
+    rounds: int = 3
+    warmup: int = 3
+    min_time: float = 0.5
+    min_calls: int = 5
+    max_calls: int = 500
+    threads: int | None = None
+    num_classes: int = 1000
+    seed: int = 0
+    timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", _check_subset("methods", self.methods, BENCH_METHODS))
+        object.__setattr__(self, "paths", _check_subset("paths", self.paths, PATHS))
+        object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, LIBRARIES))
+        if not self.sizes:
+            raise MixMaskError("expected at least one size, but got none")
+        for size in self.sizes:
+            parse_sizes(_size_name(size))
+        if self.device not in ("cpu", "cuda"):
+            raise MixMaskError(f"expected device cpu or cuda, but got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise MixMaskError("device cuda was asked for, but torch.cuda.is_available() is False")
+        if self.dtype not in DTYPES:
+            raise MixMaskError(f"expected dtype in {DTYPES}, but got {self.dtype!r}")
+        for name in ("rounds", "min_calls", "max_calls", "num_classes"):
+            if getattr(self, name) < 1:
+                raise MixMaskError(f"expected {name} >= 1, but got {getattr(self, name)}")
+        if self.warmup < 0 or not self.min_time >= 0 or not self.timeout > 0:
+            raise MixMaskError(f"expected warmup >= 0, min_time >= 0 and timeout > 0, but got {self.warmup}, "
+                               f"{self.min_time} and {self.timeout}")
+        if self.max_calls < self.min_calls:
+            raise MixMaskError(f"expected max_calls >= min_calls, but got {self.max_calls} < {self.min_calls}")
+        if self.threads is not None and self.threads < 1:
+            raise MixMaskError(f"expected threads >= 1 or None, but got {self.threads}")
+
+
+@dataclass
+class Row:
+    """One line of the report: a library doing one method at one size (or a floor)."""
+
+    size: str
+    batch: int
+    method: str
+    library: str
+    path: str
+    status: str
+    semantics: str
+    note: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def runs(self) -> bool:
+        """Whether the row is timed (it is neither missing nor without an equivalent)."""
+        return self.status == "ok"
+
+    def spec(self, config: BenchConfig) -> dict[str, Any]:
+        """The job description handed to :func:`mixmask.bench.worker.run_job`."""
+        return {"library": self.library, "method": self.method, "path": self.path,
+                "shape": [int(d) for d in self.size.split("x")], "dtype": config.dtype, "device": config.device,
+                "num_classes": config.num_classes, "seed": config.seed, "threads": config.threads,
+                "warmup": config.warmup, "min_time": config.min_time, "min_calls": config.min_calls,
+                "max_calls": config.max_calls}
+
+
+def plan_rows(config: BenchConfig) -> list[Row]:
+    """Every row of the report, in table order, with the status known before running anything."""
+    rows = []
+    for size in config.sizes:
+        name, batch = _size_name(size), size[0]
+        for library in (lib for lib in FLOORS if lib in config.libraries):
+            rows.append(Row(name, batch, "-", library, "transform", "ok", semantics(library, "-")))
+        for method in config.methods:
+            for path in config.paths:
+                for library in config.libraries:
+                    if library in FLOORS or (path == "collate" and library != "mixmask"):
+                        continue
+                    if not has_equivalent(library, method):
+                        status = "no equivalent"
+                    elif not installed(library):
+                        status = "not installed"
+                    else:
+                        status = "ok"
+                    rows.append(Row(name, batch, method, library, path, status, semantics(library, method, path)))
+    return rows
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
+
+
+def summarise(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Figures of every row: median and IQR of the pooled calls, images/s and the ratios.
+
+    ``x_copy_floor`` is the row's median over the copy floor's at the same size;
+    ``mixmask_speedup`` (peer rows) is the peer's median over mixmask's (transform path) for the
+    same size and method, so > 1 means mixmask is faster.
+    """
+    out = []
+    for row in rows:
+        times = [t for r in row.results if r["status"] == "ok" for t in r["times_s"]]
+        errors = sorted({r["error"] for r in row.results if r["status"] != "ok"})
+        status, note = row.status, row.note
+        if row.status == "ok" and errors:
+            status, note = "error", "; ".join(errors)
+        peaks = [r["peak_mib"] for r in row.results if r["status"] == "ok" and r["peak_mib"] is not None]
+        item: dict[str, Any] = {
+            "size": row.size, "batch": row.batch, "method": row.method, "library": row.library, "path": row.path,
+            "status": status, "note": note, "semantics": row.semantics, "calls": len(times),
+            "median_ms": None, "q1_ms": None, "q3_ms": None, "iqr_ms": None, "round_medians_ms": [],
+            "images_per_s": None, "x_copy_floor": None, "mixmask_speedup": None,
+            "peak_mib": _quantile(peaks, 0.5) if peaks else None,
+            "memory_kind": next((r["memory_kind"] for r in row.results if r.get("memory_kind")), None),
+            "host_sync": next((r["host_sync"] for r in row.results if r.get("host_sync")), None),
+            "threads": next((r["threads"] for r in row.results if "threads" in r), None),
+            "warnings": sorted({w for r in row.results for w in r.get("warnings", [])}),
+        }
+        if times and status == "ok":
+            median = _quantile(times, 0.5)
+            item.update(median_ms=1e3 * median, q1_ms=1e3 * _quantile(times, 0.25),
+                        q3_ms=1e3 * _quantile(times, 0.75), images_per_s=row.batch / median,
+                        round_medians_ms=[1e3 * _quantile(r["times_s"], 0.5) for r in row.results
+                                          if r["status"] == "ok" and r["times_s"]])
+            item["iqr_ms"] = item["q3_ms"] - item["q1_ms"]
+        out.append(item)
+    by_key = {(i["size"], i["method"], i["library"], i["path"]): i for i in out}
+    for item in out:
+        if item["median_ms"] is None:
+            continue
+        floor = by_key.get((item["size"], "-", "floor-copy", "transform"))
+        if floor and floor["median_ms"]:
+            item["x_copy_floor"] = item["median_ms"] / floor["median_ms"]
+        ours = by_key.get((item["size"], item["method"], "mixmask", "transform"))
+        if item["library"] not in ("mixmask",) + FLOORS and ours and ours["median_ms"]:
+            item["mixmask_speedup"] = item["median_ms"] / ours["median_ms"]
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(config: BenchConfig) -> dict[str, Any]:
+    """CPU model, cores, threads, platform and GPU (when the device is cuda)."""
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": config.threads or torch.get_num_threads(),
+            "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name() if config.device == "cuda" else None}
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of python, torch, mixmask and each peer (None when not installed)."""
+    found = {"python": platform.python_version()}
+    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil"):
+        found[dist] = _version(dist)
+    return found
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _run_in_fresh_process(context: Any, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    from mixmask.bench import worker
+
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=worker.child_main, args=(spec, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(timeout):
+            return receiver.recv()
+        error = f"no result within {timeout:g} s (stopped)"
+    except EOFError:
+        error = "the job's process ended without a result"
+    finally:
+        receiver.close()
+        process.join(1.0 if process.exitcode is None else None)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    return {"status": "error", "error": f"{error}; exit code {process.exitcode}", "times_s": []}
+
+
+def _context(rows: Sequence[Row]) -> Any:
+    """A fork-server context that preloads torch, the worker and the peers the rows use."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    peers = {PEER_MODULES[r.library][1] for r in rows if r.runs and r.library in PEER_MODULES}
+    context.set_forkserver_preload(["torch", "mixmask.bench.worker", *sorted(peers)])
+    return context
+
+
+def run_bench(config: BenchConfig, *, argv: Sequence[str] | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Run every job of ``config`` and return the report (the ``--json`` document).
+
+    Args:
+        config: what to run.
+        argv: the command's arguments, recorded as the exact command.
+        progress: called as ``progress(done, total, label)`` before each job and once at the end.
+
+    Returns:
+        A dict: ``schema``, ``command``, ``argv``, ``date``, ``finished``, ``config``, ``versions``,
+        ``machine``, ``load_average`` (``start``/``end``), ``rows`` (see :func:`summarise`).
+    """
+    rows = plan_rows(config)
+    timed = [row for row in rows if row.runs]
+    order_gen = torch.Generator().manual_seed(config.seed)
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "command": " ".join(["mixmask", "bench", *map(shlex.quote, argv or [])]),
+        "argv": list(argv or []), "date": _now(), "finished": None, "config": asdict(config),
+        "versions": versions(), "machine": machine_info(config),
+        "load_average": {"start": _load(), "end": None},
+        "executable": sys.executable,
+    }
+    total = len(timed) * config.rounds
+    context = _context(rows) if timed else None
+    done = 0
+    for round_index in range(config.rounds):
+        for position in torch.randperm(len(timed), generator=order_gen).tolist():
+            row = timed[position]
+            if progress is not None:
+                progress(done, total, f"round {round_index + 1}/{config.rounds} {row.size} {row.method} "
+                                      f"{row.library}{' (collate)' if row.path == 'collate' else ''}")
+            row.results.append(_run_in_fresh_process(context, row.spec(config), config.timeout))
+            done += 1
+    if progress is not None:
+        progress(done, total, "done")
+    report["rows"] = summarise(rows)
+    report["load_average"]["end"] = _load()
+    report["finished"] = _now()
+    return report
