@@ -38,6 +38,13 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
+def check_batch_size(batch_size: int) -> int:
+    """Return ``batch_size`` if it is an int >= 1, else raise."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MixMaskError(f"expected a batch size >= 1, but got {batch_size!r}")
+    return batch_size
+
+
 def check_spatial_shape(shape: Sequence[int]) -> tuple[int, ...]:
     """Return the spatial shape ``S`` as a tuple of 1 to 3 positive ints, else raise."""
     shape = tuple(int(s) for s in shape)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_finite_range, check_positive, check_spatial_shape
+from mixmask.functional._checks import check_batch_size, check_finite_range, check_positive, check_spatial_shape
 
 __all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
 
@@ -133,9 +133,13 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
     """Low-frequency grey images for FMix (Harris et al., 2020), one per sample.
 
     A complex spectrum with independent Gaussian real and imaginary parts, scaled by
-    ``1 / max(f, 1 / max(S)) ** decay_power``; the image is the real part of its inverse FFT
-    (computed as an inverse real FFT of a half spectrum of the same distribution). The images are
-    statistically isotropic in pixel units for any shape and rank.
+    ``1 / max(f, 1 / max(S)) ** decay_power`` (``f`` in cycles per pixel); the image is the real
+    part of its inverse FFT, computed as an inverse real FFT of a half spectrum of the same
+    distribution. The field is drawn on a cube of side ``max(S)`` and cropped to ``S``: a field
+    drawn on ``S`` itself has a different lowest frequency ``1 / S_d`` along each axis, and with a
+    steep decay those lowest frequencies dominate, which makes it anisotropic (about twice the mean
+    squared gradient along one axis than along the other for a 32 x 48 image). The crop has the
+    same statistics along every axis, for any shape and rank.
 
     Args:
         batch_size: B.
@@ -146,14 +150,22 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
 
     Returns:
         float32 ``(B, *S)``.
+
+    Raises:
+        MixMaskError: bad shape or decay_power.
     """
+    batch_size = check_batch_size(batch_size)
     shape = check_spatial_shape(spatial_shape)
     decay_power = check_positive("decay_power", decay_power)
     device = torch.device(device)
-    scale = _spectrum_scale(shape, decay_power, device)
+    cube = (max(shape),) * len(shape)
+    scale = _spectrum_scale(cube, decay_power, device)
     noise = torch.randn(batch_size, *scale.shape, 2, generator=generator, device=device)
     spectrum = torch.view_as_complex(noise.mul_(scale[..., None]))
-    return torch.fft.irfftn(spectrum, s=shape, dim=tuple(range(1, len(shape) + 1)))
+    grey = torch.fft.irfftn(spectrum, s=cube, dim=tuple(range(1, len(shape) + 1)))
+    if cube != shape:
+        grey = grey[(slice(None),) + tuple(slice(0, n) for n in shape)]
+    return grey
 
 
 def _kth_largest(values: Tensor, counts: Tensor) -> Tensor:
@@ -231,7 +243,10 @@ def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: tor
     Returns:
         ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` kept fraction.
     """
+    batch_size = check_batch_size(batch_size)
     shape = check_spatial_shape(spatial_shape)
+    if not isinstance(cell_size, Sequence) or len(cell_size) != 2:
+        raise MixMaskError(f"cell_size must be a (low, high) pair, but got {cell_size!r}")
     low, high = (check_finite_range("cell_size", c, 0.0, 1.0, low_open=True) for c in cell_size)
     if low > high:
         raise MixMaskError(f"cell_size must be (low, high) with low <= high, but got {cell_size}")
