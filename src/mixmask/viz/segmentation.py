@@ -94,8 +94,8 @@ def save_segmentation_preview(path: str | Path, *, methods: Sequence[str] = ("mi
     unknown = [m for m in methods if m not in kinds]
     if not methods or unknown:
         raise MixMaskError(f"methods must be a non-empty list of {list(kinds)}, but got {methods!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
-        raise MixMaskError(f"size must be an int >= 16, but got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise MixMaskError(f"size must be an int >= 8, but got {size!r}")
     data = ShapesDataset(4, size=size, seed=seed)
     batch = [data[i] for i in range(len(data))]
     images = torch.stack([b["image"] for b in batch])
