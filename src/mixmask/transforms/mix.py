@@ -191,8 +191,7 @@ class MixTransform:
         if masks is not None:
             dense = mix_dense_targets(_unwrap(masks), params, num_classes=num_classes,
                                       ignore_index=self.ignore_index, validate=self.validate)
-            if dense.dtype == masks.dtype:
-                dense = _rewrap(dense, masks)
+            dense = _rewrap(dense, masks)  # soft (B, K, *S) targets stay a per-pixel Mask too
         self.last_params = params
         return MixResult(_rewrap(mixed, inputs), targets, dense, params)
 
