@@ -1,0 +1,191 @@
+"""The configuration of one training run, and the ``--data`` names it can load."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mixmask.errors import MixMaskError
+
+__all__ = ["DATA_NAMES", "OPTIMIZERS", "TrainConfig", "load_data"]
+
+#: Spellings of ``--data`` (``PATH`` is a folder on the user's disk).
+DATA_NAMES: tuple[str, ...] = ("digits", "mnist1d", "shapes", "folder:PATH", "seg-folder:PATH", "cifar10:PATH")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
+_DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
+#: Fields that may differ between a run and its resumption (they do not change the results).
+RUNTIME_FIELDS: tuple[str, ...] = ("out", "resume", "workers", "device", "progress", "fold")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; ``config.json`` is this, as a dict.
+
+    Attributes:
+        data: ``digits``, ``mnist1d``, ``shapes``, ``folder:PATH``, ``seg-folder:PATH`` or ``cifar10:PATH``.
+        model: ``cnn``, ``preact_resnet18``, ``unet`` or ``timm:NAME``; None picks ``cnn``
+            (``unet`` for segmentation).
+        mix: a mixing SPEC (see :func:`mixmask.train.spec.parse_mix`).
+        epochs, batch_size: as usual (the batch size is per process under torchrun).
+        lr: peak learning rate (None: 0.05 for SGD, 1e-3 for AdamW).
+        optimizer: ``sgd`` (Nesterov momentum) or ``adamw``.
+        momentum, weight_decay: optimiser settings.
+        warmup_epochs, warmup: warm-up length (epochs, may be fractional) and shape
+            (``linear`` / ``exponential``) before the cosine decay.
+        min_lr: learning rate at the end of the cosine.
+        clip_grad: max gradient norm (None: no clipping).
+        amp: mixed precision on CUDA (ignored on CPU).
+        seed: seeds the model, the data order, the mixing streams and dropout.
+        folds, fold: stratified K-fold of the training pool (0: no folds, a validation split instead);
+            ``fold`` runs one fold only.
+        val_fraction: share of the training pool held out for validation when ``folds == 0``.
+        subset: keep at most this many training-pool and test samples (stratified; for quick runs).
+        tta: also report test accuracy averaged over the input and its flip along the last axis.
+        workers: DataLoader worker processes.
+        device: ``auto``, ``cpu``, ``cuda``...
+        progress: show a progress bar (rich) when attached to a terminal.
+        out: output folder.
+        resume: continue the run in ``out`` from its last checkpoint.
+    """
+
+    data: str = "digits"
+    model: str | None = None
+    mix: str = "none"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    warmup: str = "linear"
+    min_lr: float = 0.0
+    clip_grad: float | None = None
+    amp: bool = True
+    seed: int = 0
+    folds: int = 0
+    fold: int | None = None
+    val_fraction: float = 0.1
+    subset: int | None = None
+    tta: bool = False
+    workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+    out: str = "runs/train"
+    resume: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Check the values that need no data; returns self.
+
+        Raises:
+            MixMaskError: a value out of range, an unknown optimiser or warm-up, ``fold >= folds``.
+        """
+        from mixmask.train.schedules import WARMUPS
+
+        def positive_int(name: str, value: Any, low: int = 1) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise MixMaskError(f"--{name.replace('_', '-')} must be an int >= {low}, but got {value!r}")
+
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        positive_int("workers", self.workers, 0)
+        if self.optimizer not in OPTIMIZERS:
+            raise MixMaskError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.warmup not in WARMUPS:
+            raise MixMaskError(f"unknown warm-up {self.warmup!r}; valid: {', '.join(WARMUPS)}")
+        if self.lr is not None and not self.lr > 0:
+            raise MixMaskError(f"--lr must be > 0, but got {self.lr!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise MixMaskError(f"--warmup-epochs must be in [0, epochs={self.epochs}], but got {self.warmup_epochs}")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise MixMaskError(f"--clip-grad must be > 0, but got {self.clip_grad}")
+        if self.folds == 1 or self.folds < 0:
+            raise MixMaskError(f"--folds must be 0 (no folds) or >= 2, but got {self.folds}")
+        if self.fold is not None:
+            if self.folds == 0:
+                raise MixMaskError(f"--fold {self.fold} needs --folds K >= 2, but got --folds 0")
+            if not 0 <= self.fold < self.folds:
+                raise MixMaskError(f"--fold must be in [0, {self.folds}) for --folds {self.folds}, but got {self.fold}")
+        if self.folds == 0 and not 0 < self.val_fraction < 1:
+            raise MixMaskError(f"--val-fraction must be in (0, 1), but got {self.val_fraction}")
+        if self.subset is not None and self.subset < 20:
+            raise MixMaskError(f"--subset must be >= 20 samples, but got {self.subset}")
+        return self
+
+    @property
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else _DEFAULT_LR[self.optimizer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for ``--resume`` (all but output/runtime settings)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+def _subset(data, count: int | None):
+    """Keep at most ``count`` training-pool and ``count // 2`` test samples, stratified where possible."""
+    if count is None:
+        return data
+    import numpy as np
+    from torch.utils.data import Subset
+
+    def pick(targets: torch.Tensor | None, size: int, keep: int) -> np.ndarray:
+        if keep >= size:
+            return np.arange(size)
+        if targets is not None:
+            from sklearn.model_selection import train_test_split
+
+            counts = torch.bincount(targets)
+            if int(counts[counts > 0].min()) >= 2 and keep >= len(counts):
+                chosen, _ = train_test_split(np.arange(size), train_size=keep, random_state=0, stratify=targets.numpy())
+                return np.sort(chosen)
+        return np.sort(np.random.default_rng(0).permutation(size)[:keep])
+
+    train_idx = pick(data.train_targets, len(data.train), count)
+    test_idx = pick(data.test_targets, len(data.test), max(count // 2, 10))
+    data.train = Subset(data.train, train_idx.tolist())
+    data.test = Subset(data.test, test_idx.tolist())
+    if data.train_targets is not None:
+        data.train_targets = data.train_targets[torch.as_tensor(train_idx)]
+    if data.test_targets is not None:
+        data.test_targets = data.test_targets[torch.as_tensor(test_idx)]
+    return data
+
+
+def load_data(spec: str, subset: int | None = None):
+    """Load a ``--data`` spelling.
+
+    Args:
+        spec: see :data:`DATA_NAMES`.
+        subset: keep at most this many samples (stratified), for quick runs.
+
+    Returns:
+        A :class:`mixmask.data.classification.ClassificationData` (also for segmentation data,
+        with ``task="segmentation"``).
+
+    Raises:
+        MixMaskError: unknown name (the valid ones are listed), missing folder, unreadable data.
+    """
+    from mixmask.data import classification as C
+
+    name, _, path = spec.partition(":")
+    if name in ("folder", "seg-folder", "cifar10") and not path:
+        raise MixMaskError(f"--data {name}: needs a folder, e.g. {name}:/data/images, but got {spec!r}")
+    if name == "digits" and not path:
+        data = C.load_digits()
+    elif name == "mnist1d" and not path:
+        data = C.load_mnist1d()
+    elif name == "cifar10":
+        data = C.load_cifar(path)
+    elif name in ("shapes", "folder", "seg-folder") and (name != "shapes" or not path):
+        from mixmask.train.folder_data import load_folder_data
+
+        data = load_folder_data(name, path)
+    else:
+        raise MixMaskError(f"unknown data {spec!r}; valid: {', '.join(DATA_NAMES)}")
+    return _subset(data, subset)
