@@ -38,11 +38,15 @@ def _compact(mask: Tensor) -> Tensor:
 
 
 def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False, inplace: bool = False,
-               workspace: Tensor | None = None) -> Tensor:
+               workspace: Tensor | None = None, validate: bool | None = None) -> Tensor:
     """Mix a batch: ``out[i] = M[i] * x[i] + (1 - M[i]) * partner[i]``.
 
-    Float inputs of any float dtype are mixed in their dtype. uint8 inputs stay uint8: a binary mask
-    copies pixels exactly, a soft mask is applied in float32 and rounded.
+    Float inputs of any float dtype are mixed in their dtype with ``torch.lerp``, which is exact at
+    weights 0 and 1, so a binary mask copies finite pixels bit for bit. uint8 inputs stay uint8: a
+    binary mask copies pixels exactly (``partner + M * (x - partner)`` in wrapping uint8 arithmetic),
+    a soft mask is applied in float32 and rounded. Inputs are expected finite: a NaN or inf in one
+    sample reaches the pixel at the same place in its partner's output too (``0 * inf`` is NaN);
+    ``validate=True`` checks it.
 
     Args:
         inputs: ``(B, C, *S)``, or ``(B, *S, C)`` with ``channels_last=True``.
@@ -50,9 +54,14 @@ def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False
         channels_last: layout of ``inputs``.
         inplace: write the result into ``inputs`` (for a batch the caller owns, e.g. in a collate).
         workspace: a tensor like ``inputs`` to gather partners into, reused across calls.
+        validate: check that float inputs are finite (a full pass over the batch; off by default).
 
     Returns:
         The mixed batch, same shape, dtype and device as ``inputs``.
+
+    Raises:
+        MixMaskError: wrong rank, dtype or empty batch; params drawn for another shape; a workspace
+            unlike the inputs; non-finite inputs when ``validate=True``.
     """
     batch, _, spatial = check_batch(inputs, channels_last)
     _check_params(params, batch, spatial, f"inputs of shape {tuple(inputs.shape)}")
@@ -60,31 +69,46 @@ def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False
                                   or workspace.device != inputs.device):
         raise MixMaskError(f"expected a workspace like the inputs {tuple(inputs.shape)} {inputs.dtype}, "
                            f"but got {tuple(workspace.shape)} {workspace.dtype} on {workspace.device}")
+    if validate and inputs.dtype.is_floating_point:
+        bad = int((~torch.isfinite(inputs)).sum())
+        if bad:
+            raise MixMaskError(f"expected finite inputs, but got {bad} NaN or infinite values in a batch of "
+                               f"shape {tuple(inputs.shape)}")
+    if inputs.dtype == torch.uint8 and params.any_erase and not (0 <= params.fill <= 255 and params.fill == int(params.fill)):
+        raise MixMaskError(f"expected a fill value that uint8 inputs can hold (an int in [0, 255]), but got "
+                           f"{params.fill!r}")
     params = params.to(inputs.device)
     mask = _compact(params.mask)
     mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
-    per_sample = (-1,) + (1,) * (inputs.ndim - 1)
     if params.all_erase:
-        dropped = ~mask if params.binary else mask < 0.5
         if params.binary:
+            dropped = ~mask
             return inputs.masked_fill_(dropped, params.fill) if inplace else inputs.masked_fill(dropped, params.fill)
-        fill = torch.full_like(inputs, params.fill, dtype=torch.float32)
+        fill = torch.full((), params.fill, dtype=torch.float32 if inputs.dtype == torch.uint8 else inputs.dtype,
+                          device=inputs.device).expand(inputs.shape)
         return _blend(inputs, fill, mask, inputs if inplace else None)
     partner = torch.index_select(inputs, 0, params.index, out=workspace) if workspace is not None \
         else inputs.index_select(0, params.index)
     if params.any_erase:
-        partner.masked_fill_(params.erase.view(per_sample), params.fill)
+        partner.masked_fill_(params.erase.view((-1,) + (1,) * (inputs.ndim - 1)), params.fill)
     return _blend(inputs, partner, mask, inputs if inplace else partner)
 
 
 def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) -> Tensor:
-    """``mask * inputs + (1 - mask) * partner`` into ``out`` (a new tensor when None)."""
+    """``mask * inputs + (1 - mask) * partner`` into ``out`` (a new tensor when None).
+
+    ``out`` may be ``inputs`` or ``partner`` itself.
+    """
+    if inputs.dtype == torch.uint8 and mask.dtype == torch.bool:
+        # uint8 arithmetic wraps modulo 256, so these are exact copies of one pixel or the other
+        if out is inputs:
+            return inputs.sub_(partner).mul_(mask).add_(partner)
+        if out is partner:
+            return partner.sub_(inputs).mul_(~mask).add_(inputs)
+        return torch.sub(inputs, partner).mul_(mask).add_(partner)
     if inputs.dtype == torch.uint8:
-        if mask.dtype == torch.bool:
-            return torch.where(mask, inputs, partner, out=out) if out is not None else torch.where(mask, inputs, partner)
         mixed = torch.lerp(partner.float(), inputs.float(), mask.float()).round_().clamp_(0, 255).to(torch.uint8)
         return out.copy_(mixed) if out is not None else mixed
-    # lerp is exact at weights 0 and 1, so a binary mask copies pixels bit for bit
     weight = mask.to(inputs.dtype)
     if out is None:
         return torch.lerp(partner, inputs, weight)
@@ -187,9 +211,12 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
     erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
     mask = _compact(params.mask)
     if params.binary:
-        mixed = torch.where(mask, ids, ids.index_select(0, params.index))
-        if ignore_index is not None and params.any_erase:
-            mixed = mixed.masked_fill(erase & ~mask, ignore_index)
+        if params.any_erase:  # GridMask hides pixels but keeps the object: own ids, or ignore_index
+            mixed = torch.where(mask | erase, ids, ids.index_select(0, params.index))
+            if ignore_index is not None:
+                mixed = mixed.masked_fill(erase & ~mask, ignore_index)
+        else:
+            mixed = torch.where(mask, ids, ids.index_select(0, params.index))
         return mixed.unsqueeze(1) if had_channel else mixed
     if num_classes is None:
         raise MixMaskError("a soft mask turns dense targets into per-pixel soft targets, which needs "

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 from torch import Tensor
+
+from mixmask.errors import MixMaskError
 
 __all__ = ["METHODS", "MixParams"]
 
@@ -35,12 +39,41 @@ class MixParams:
     method: Tensor
     fill: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Check shapes, dtypes and devices (not the values of device tensors, which would sync)."""
+        for name in ("index", "lam", "mask", "method"):
+            if not isinstance(getattr(self, name), Tensor):
+                raise MixMaskError(f"MixParams.{name} must be a torch.Tensor, but got "
+                                   f"{type(getattr(self, name)).__name__}")
+        mask, batch = self.mask, self.mask.shape[0] if self.mask.ndim else 0
+        if not 2 <= mask.ndim <= 4 or batch < 1 or not (mask.dtype == torch.bool or mask.dtype.is_floating_point):
+            raise MixMaskError(f"MixParams.mask must be a bool or float (B, *S) tensor with B >= 1 and 1 to 3 "
+                               f"spatial dims, but got {mask.dtype} of shape {tuple(mask.shape)}")
+        for name, kind in (("index", "int64"), ("lam", "float"), ("method", "int64")):
+            value = getattr(self, name)
+            ok = value.dtype.is_floating_point if kind == "float" else value.dtype == torch.long
+            if value.shape != (batch,) or not ok:
+                raise MixMaskError(f"MixParams.{name} must be a ({batch},) {kind} tensor to match the mask "
+                                   f"{tuple(mask.shape)}, but got {value.dtype} of shape {tuple(value.shape)}")
+        if self.index.device != mask.device or self.lam.device != mask.device:
+            raise MixMaskError(f"MixParams.index, lam and mask must be on one device, but got {self.index.device}, "
+                               f"{self.lam.device} and {mask.device}")
+        if self.method.device.type != "cpu" or bool(((self.method < 0) | (self.method >= len(METHODS))).any()):
+            raise MixMaskError(f"MixParams.method must be CPU ids in [0, {len(METHODS)}), but got "
+                               f"{self.method.tolist()} on {self.method.device}")
+        if self.index.device.type == "cpu" and bool(((self.index < 0) | (self.index >= batch)).any()):
+            raise MixMaskError(f"MixParams.index must hold partners in [0, {batch}), but got {self.index.tolist()}")
+        if not isinstance(self.fill, (int, float)) or not math.isfinite(self.fill):
+            raise MixMaskError(f"MixParams.fill must be a finite number, but got {self.fill!r}")
+
     @property
     def batch_size(self) -> int:
+        """B."""
         return self.mask.shape[0]
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
+        """S."""
         return tuple(self.mask.shape[1:])
 
     @property
@@ -55,10 +88,12 @@ class MixParams:
 
     @property
     def any_erase(self) -> bool:
+        """Whether some sample is a GridMask sample (read from the CPU ``method``, no device sync)."""
         return bool((self.method == GRIDMASK_ID).any())
 
     @property
     def all_erase(self) -> bool:
+        """Whether every sample is a GridMask sample."""
         return bool((self.method == GRIDMASK_ID).all())
 
     @property

@@ -91,7 +91,8 @@ class MixTransform:
         channels_last: inputs are ``(B, *S, C)`` instead of ``(B, C, *S)``.
         seed: int seed of the transform's own generator.
         generator: a CPU ``torch.Generator`` to draw from instead (not with ``seed``).
-        validate: check label/id values (default: on CPU only; on accelerators it syncs).
+        validate: check label/id values (default: on CPU only, since on accelerators it syncs); True also
+            checks that float inputs are finite (a full pass over the batch).
     """
 
     method: str = "none"
@@ -105,8 +106,12 @@ class MixTransform:
         self.num_classes = _check_num_classes(num_classes)
         self.label_smoothing = check_finite_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.multi_label = bool(multi_label)
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise MixMaskError(f"ignore_index must be an int or None, but got {ignore_index!r}")
         self.ignore_index = ignore_index
         self.channels_last = bool(channels_last)
+        if validate is not None and not isinstance(validate, bool):
+            raise MixMaskError(f"validate must be True, False or None, but got {validate!r}")
         self.validate = validate
         self.generator = as_generator(seed, generator)
         self.last_params: MixParams | None = None
@@ -140,8 +145,6 @@ class MixTransform:
         """
         inputs = _unwrap(inputs)
         batch, _, spatial = check_batch(inputs, self.channels_last)
-        if len(spatial) > 3:
-            raise MixMaskError(f"expected 1 to 3 spatial dims, but got {len(spatial)}")
         gen = self.generator if generator is None else generator
         device = inputs.device
         index = sample_partners(batch, gen, self.pairing, _unwrap(labels) if labels is not None else None)
@@ -182,7 +185,7 @@ class MixTransform:
             raise MixMaskError(f"expected params as MixParams, but got {type(params).__name__}")
         num_classes = _check_num_classes(num_classes) if num_classes is not None else self.num_classes
         mixed = mix_inputs(_unwrap(inputs), params, channels_last=self.channels_last, inplace=inplace,
-                           workspace=workspace)
+                           workspace=workspace, validate=self.validate)
         targets = dense = None
         if labels is not None:
             targets = mix_class_targets(_unwrap(labels), params, num_classes=num_classes,
