@@ -206,10 +206,16 @@ class ImageMaskFolder(torch.utils.data.Dataset):
             raise MixMaskError(f"expected a folder of images and masks, but {str(self.root)!r} is not a folder")
         split = (self.root / "images").is_dir() and (self.root / "masks").is_dir()
         self.layout = "split" if split else "flat"
-        self.samples = self._pair(split)
-        self._check_headers()
+        self.samples, problems = self._pair(split)
+        problems += self._check_headers()
+        if problems:
+            raise MixMaskError(f"in {str(self.root)!r} ({self.layout} layout): " + "; ".join(problems))
+        if not self.samples:
+            raise MixMaskError(f"expected image/mask pairs in {str(self.root)!r} (xyz.jpg|png with xyz_mask.png, "
+                               "or images/ and masks/ folders with matching stems), but found none")
 
-    def _pair(self, split: bool) -> list[tuple[Path, Path]]:
+    def _pair(self, split: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+        """The ``(image, mask)`` pairs, and the pairing problems found."""
         images: dict[str, list[Path]] = {}
         masks: dict[str, list[Path]] = {}
         if split:
@@ -242,15 +248,12 @@ class ImageMaskFolder(torch.utils.data.Dataset):
             problems.append(f"files sharing a stem, so the pairing is ambiguous: {_join(twins, self.root)}")
         if lossy:
             problems.append(f"masks must be PNG (lossy formats change ids), but got: {_join(lossy, self.root)}")
-        if problems:
-            raise MixMaskError(f"in {str(self.root)!r} ({self.layout} layout): " + "; ".join(problems))
-        pairs = [(images[s][0], masks[s][0]) for s in sorted(images)]
-        if not pairs:
-            raise MixMaskError(f"expected image/mask pairs in {str(self.root)!r} (xyz.jpg|png with xyz_mask.png, "
-                               "or images/ and masks/ folders with matching stems), but found none")
-        return pairs
+        pairs = [(images[s][0], masks[s][0]) for s in sorted(set(images) & set(masks))
+                 if len(images[s]) == len(masks[s]) == 1 and masks[s][0].suffix.lower() == ".png"]
+        return pairs, problems
 
-    def _check_headers(self) -> None:
+    def _check_headers(self) -> list[str]:
+        """Problems found in the headers of the paired files."""
         from PIL import UnidentifiedImageError
 
         unreadable, mismatched, modes, colour = [], [], [], []
@@ -280,8 +283,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
                             f"{', '.join(modes)}")
         if colour:
             problems.append(f"colour-coded RGB mask(s) but no colors= table to map them to ids: {', '.join(colour)}")
-        if problems:
-            raise MixMaskError(f"in {str(self.root)!r}: " + "; ".join(problems))
+        return problems
 
     def verify(self) -> None:
         """Decode every image and map; raise one error naming every file that fails (e.g. unknown colours).
