@@ -16,9 +16,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("library", "who does the call (floors: plain torch)"),
     ("median ms", "median time of one call, pooled over all rounds"),
     ("IQR ms", "inter-quartile range of those calls"),
-    ("images/s", "B / median"),
+    ("img/s", "images per second: B / median"),
     ("x copy", "median / the copy floor's median at this size"),
-    ("mixmask x", "peer median / mixmask median (> 1: mixmask faster)"),
+    ("mixmask x", "peer median / mixmask median at the same size and method (> 1: mixmask is faster)"),
     ("peak MiB", "memory one call adds (see memory_kind)"),
     ("semantics", "what the call does, or why there is no number"),
 )
@@ -69,17 +69,21 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    """Print the table with rich (plain markdown when rich is not installed)."""
+    """Print the table with rich, semantics as numbered notes under it (markdown without rich)."""
     try:
+        from rich import box
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
     except ImportError:
         print(to_markdown(report))
         return
-    table = Table(title="mixmask bench", caption="\n".join(_header_lines(report)), caption_justify="left")
-    for header, _ in COLUMNS:
-        numeric = header not in ("size", "method", "library", "semantics")
-        table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    notes: dict[str, int] = {}
+    table = Table(title="mixmask bench", box=box.SIMPLE_HEAD)
+    for header, _ in COLUMNS[:-1]:
+        numeric = header not in ("size", "method", "library")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("note", overflow="fold")
     previous = None
     for row, cells in zip(report["rows"], table_cells(report)):
         if previous is not None and row["size"] != previous:
@@ -88,8 +92,18 @@ def print_table(report: dict[str, Any]) -> None:
         style = None if row["status"] == "ok" else "dim"
         if row["library"] == "mixmask" and row["status"] == "ok":
             style = "bold"
-        table.add_row(*cells, style=style)
-    Console().print(table)
+        note = cells[-1]
+        if row["status"] == "ok":
+            note = f"[{notes.setdefault(note, len(notes) + 1)}]"
+        table.add_row(*(escape(c) for c in cells[:-1]), escape(note), style=style)
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: wide enough not to fold the numbers
+        console.width = max(console.width, 150)
+    console.print(table)
+    for text, number in notes.items():
+        console.print(f"[{number}] {text}", highlight=False, markup=False)
+    for line in _header_lines(report):
+        console.print(line, highlight=False, markup=False)
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -134,8 +148,8 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "-"]
     labels = [lab for lab in dict.fromkeys(_library_label(r) for r in rows if r["method"] != "-")]
     colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
-    fig, axes = plt.subplots(1, len(sizes), figsize=(max(6.0, 2.0 + 1.6 * len(methods)) * len(sizes) / 1.4, 4.8),
-                             squeeze=False)
+    panel = 1.5 + 1.5 * max(len(methods), 1)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(max(9.0, panel * len(sizes)), 5.2), squeeze=False)
     width = 0.8 / max(len(labels), 1)
     for ax, size in zip(axes[0], sizes):
         here = {(r["method"], _library_label(r)): r for r in rows if r["size"] == size}
@@ -162,11 +176,11 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
             if name not in names:
                 handles.append(handle)
                 names.append(name)
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 5), frameon=False)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
     cfg = report["config"]
     fig.suptitle(f"mixmask bench: {cfg['device']}, {cfg['dtype']}, {report['machine']['threads']} threads, "
                  f"{report['date'][:10]}")
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * math.ceil(len(names) / 5), 1, 1))
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * math.ceil(len(names) / 4), 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -164,8 +164,8 @@ def plan_rows(config: BenchConfig) -> list[Row]:
         for library in (lib for lib in FLOORS if lib in config.libraries):
             rows.append(Row(name, batch, "-", library, "transform", "ok", semantics(library, "-")))
         for method in config.methods:
-            for path in config.paths:
-                for library in config.libraries:
+            for library in config.libraries:
+                for path in config.paths:
                     if library in FLOORS or (path == "collate" and library != "mixmask"):
                         continue
                     if not has_equivalent(library, method):
