@@ -1,0 +1,191 @@
+"""``mixmask bench``: end to end on tiny sizes, the JSON schema, missing peers, and each case's job."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from mixmask.bench.cases import BENCH_METHODS, LIBRARIES, has_equivalent, installed, make_call, semantics
+from mixmask.bench.report import COLUMNS, to_markdown
+from mixmask.bench.runner import BenchConfig, Row, parse_sizes, plan_rows, summarise
+from mixmask.bench.worker import run_job
+from mixmask.cli.main import main
+from mixmask.errors import MixMaskError
+
+TINY = ["--sizes", "4x3x16x16", "--rounds", "1", "--warmup", "1", "--min-time", "0", "--min-calls", "2",
+        "--max-calls", "3", "--quiet"]
+
+ROW_TYPES = {"size": str, "batch": int, "method": str, "library": str, "path": str, "status": str, "note": str,
+             "semantics": str, "calls": int, "round_medians_ms": list, "warnings": list}
+ROW_NUMBERS = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "x_copy_floor", "mixmask_speedup",
+               "peak_mib")
+
+
+def _check_row(row: dict) -> None:
+    for key, kind in ROW_TYPES.items():
+        assert isinstance(row[key], kind), (key, row[key])
+    for key in ROW_NUMBERS:
+        assert row[key] is None or isinstance(row[key], float), (key, row[key])
+    assert row["status"] in ("ok", "error", "not installed", "no equivalent")
+    if row["status"] == "ok":
+        assert row["calls"] >= 2 and row["semantics"]
+        assert 0 < row["q1_ms"] <= row["median_ms"] <= row["q3_ms"]
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["median_ms"] * 1e3)
+        assert row["peak_mib"] is not None and row["peak_mib"] >= 0 and row["memory_kind"]
+    else:
+        assert row["median_ms"] is None and row["calls"] == 0
+
+
+def test_end_to_end_json_schema_markdown_and_plot(tmp_path):
+    out = tmp_path / "b.json"
+    args = ["bench", *TINY, "--methods", "mixup,cutmix", "--path", "transform,collate",
+            "--libraries", "mixmask,timm-batch,floor-copy,floor-lerp",
+            "--json", str(out), "--markdown", str(tmp_path / "b.md"), "--plot", str(tmp_path / "b.png")]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["schema"] == "mixmask-bench/1"
+    assert report["command"].startswith("mixmask bench ") and "--sizes 4x3x16x16" in report["command"]
+    assert report["config"]["sizes"] == [[4, 3, 16, 16]] and report["config"]["rounds"] == 1
+    assert {"python", "torch", "mixmask", "timm", "torchvision", "kornia"} <= set(report["versions"])
+    assert report["versions"]["torch"] and report["versions"]["python"]
+    assert isinstance(report["machine"]["cpu"], str) and report["machine"]["cores"] >= 1
+    assert report["machine"]["threads"] >= 1
+    for moment in ("start", "end"):
+        load = report["load_average"][moment]
+        assert load is None or (len(load) == 3 and all(isinstance(v, float | int) for v in load))
+    assert report["date"] <= report["finished"]
+    for row in report["rows"]:
+        _check_row(row)
+    rows = {(r["method"], r["library"], r["path"]): r for r in report["rows"]}
+    assert rows[("-", "floor-copy", "transform")]["x_copy_floor"] == pytest.approx(1.0)
+    for key in [("-", "floor-lerp", "transform")] + [(m, "mixmask", p) for m in ("mixup", "cutmix")
+                                                     for p in ("transform", "collate")]:
+        assert rows[key]["status"] == "ok", rows[key]
+        assert rows[key]["x_copy_floor"] > 0
+    timm = rows[("cutmix", "timm-batch", "transform")]
+    assert timm["status"] == ("ok" if installed("timm-batch") else "not installed")
+    if timm["status"] == "ok":
+        assert timm["mixmask_speedup"] == pytest.approx(timm["median_ms"] / rows[("cutmix", "mixmask", "transform")]
+                                                        ["median_ms"])
+    markdown = (tmp_path / "b.md").read_text()
+    assert report["command"] in markdown
+    assert markdown.count("\n| 4x3x16x16 |") == len(report["rows"])
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_peer_is_a_row_not_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "kornia", None)  # `import kornia` now raises ImportError
+    out = tmp_path / "b.json"
+    args = ["bench", *TINY, "--methods", "cutmix,fmix", "--libraries", "mixmask,kornia,floor-copy",
+            "--json", str(out)]
+    assert main(args) == 0
+    rows = {(r["method"], r["library"]): r for r in json.loads(out.read_text())["rows"]}
+    assert rows[("cutmix", "kornia")]["status"] == "not installed"
+    assert rows[("fmix", "kornia")]["status"] == "no equivalent"
+    assert rows[("cutmix", "mixmask")]["status"] == "ok" and rows[("fmix", "mixmask")]["status"] == "ok"
+
+
+def test_bad_arguments_are_clear_errors(capsys):
+    assert main(["bench", "--sizes", "4x3"]) == 2
+    assert "4x3" in capsys.readouterr().err
+    assert main(["bench", "--methods", "mixup,smoothmix"]) == 2
+    assert "smoothmix" in capsys.readouterr().err
+    with pytest.raises(MixMaskError, match="paths"):
+        BenchConfig(paths=("eager",))
+    with pytest.raises(MixMaskError, match="rounds"):
+        BenchConfig(rounds=0)
+    assert parse_sizes("2x3x8, 1x1x4x4x4") == ((2, 3, 8), (1, 1, 4, 4, 4))
+
+
+def test_plan_marks_what_cannot_run_and_keeps_semantics():
+    config = BenchConfig(methods=BENCH_METHODS, sizes=((4, 3, 8, 8),), paths=("transform", "collate"))
+    rows = plan_rows(config)
+    for row in rows:
+        if row.status == "ok":
+            assert semantics(row.library, row.method, row.path) == row.semantics != ""
+    kinds = {(r.method, r.library, r.path): r.status for r in rows}
+    assert kinds[("fmix", "timm-batch", "transform")] == "no equivalent"
+    assert kinds[("gridmask", "kornia", "transform")] == "no equivalent"
+    assert ("cutmix", "timm-batch", "collate") not in kinds  # the collate path is mixmask's own
+    assert all(kinds[(m, "mixmask", p)] == "ok" for m in BENCH_METHODS for p in ("transform", "collate"))
+
+
+def test_summary_pools_rounds_and_takes_ratios():
+    copy = Row("8x3x4x4", 8, "-", "floor-copy", "transform", "ok", "")
+    ours = Row("8x3x4x4", 8, "mixup", "mixmask", "transform", "ok", "")
+    peer = Row("8x3x4x4", 8, "mixup", "torchvision", "transform", "ok", "")
+    broken = Row("8x3x4x4", 8, "cutmix", "kornia", "transform", "ok", "")
+    ok = {"status": "ok", "peak_mib": 1.0, "memory_kind": "rss", "host_sync": None, "threads": 1, "warnings": []}
+    copy.results = [dict(ok, times_s=[0.001] * 4)]
+    ours.results = [dict(ok, times_s=[0.002, 0.004]), dict(ok, times_s=[0.003, 0.005, 0.006])]
+    peer.results = [dict(ok, times_s=[0.012] * 3)]
+    broken.results = [{"status": "error", "error": "TypeError: boom", "times_s": []}]
+    items = {i["library"]: i for i in summarise([copy, ours, peer, broken])}
+    pooled = torch.tensor([2.0, 4.0, 3.0, 5.0, 6.0], dtype=torch.float64)
+    assert items["mixmask"]["median_ms"] == pytest.approx(4.0)
+    assert items["mixmask"]["iqr_ms"] == pytest.approx(float(pooled.quantile(0.75) - pooled.quantile(0.25)))
+    assert items["mixmask"]["round_medians_ms"] == pytest.approx([3.0, 5.0])
+    assert items["mixmask"]["images_per_s"] == pytest.approx(8 / 0.004)
+    assert items["mixmask"]["x_copy_floor"] == pytest.approx(4.0)
+    assert items["torchvision"]["mixmask_speedup"] == pytest.approx(3.0)
+    assert items["kornia"]["status"] == "error" and "boom" in items["kornia"]["note"]
+    report = {"rows": list(items.values()), "versions": {"python": "3", "torch": "2", "mixmask": "0"},
+              "machine": {"cpu": "x", "cores": 1, "threads": 1}, "config": {"device": "cpu", "dtype": "float32",
+                                                                            "rounds": 2},
+              "load_average": {"start": None, "end": None}, "date": "d", "command": "mixmask bench"}
+    lines = to_markdown(report).splitlines()
+    header = next(line for line in lines if line.startswith("| size"))
+    assert header.count("|") == len(COLUMNS) + 1
+
+
+def test_worker_reports_a_peer_failure_as_a_result():
+    pytest.importorskip("timm")
+    spec = {"library": "timm-batch", "method": "mixup", "path": "transform", "shape": [3, 3, 8, 8],
+            "dtype": "float32", "device": "cpu", "num_classes": 5, "seed": 0, "threads": 1, "warmup": 1,
+            "min_time": 0.0, "min_calls": 2, "max_calls": 2}
+    result = run_job(spec)  # timm needs an even batch
+    assert result["status"] == "error" and "even" in result["error"]
+    result = run_job(dict(spec, shape=[4, 3, 8, 8]))
+    assert result["status"] == "ok" and len(result["times_s"]) == 2 and result["threads"] == 1
+
+
+def _runnable(method: str) -> list[str]:
+    return [lib for lib in LIBRARIES if has_equivalent(lib, method) and installed(lib)]
+
+
+@pytest.mark.parametrize("method", ["mixup", "cutmix", "fmix", "gridmask"])
+def test_every_case_mixes_images_and_labels_alike(method):
+    """Each library does the same job: with sample i filled with its own label id, the mixed image's
+    mean is the label mixture's mean id (so soft targets match the pixels each call mixed)."""
+    batch, classes = 8, 8
+    labels = torch.arange(batch)
+    for library in _runnable(method):
+        inputs = labels.float().view(-1, 1, 1, 1).expand(batch, 3, 16, 16).contiguous()
+        out = make_call(library, method, "transform", inputs, labels, classes, seed=1)()
+        if isinstance(out, tuple):
+            mixed, targets = out
+        else:
+            mixed, targets = out.inputs, out.targets
+        assert targets.shape == (batch, classes), library
+        assert torch.allclose(targets.sum(1), torch.ones(batch)), library
+        if method != "gridmask":  # GridMask keeps labels and drops pixels to the fill value
+            expected = targets @ torch.arange(classes, dtype=torch.float32)
+            assert torch.allclose(mixed.mean((1, 2, 3)), expected, atol=1e-4), library
+
+
+def test_floors_and_collate_path_keep_shape_and_dtype():
+    inputs = torch.rand(4, 3, 8, 8)
+    labels = torch.arange(4)
+    for library in ("floor-copy", "floor-lerp"):
+        out = make_call(library, "-", "transform", inputs, labels, 4)()
+        assert out.shape == inputs.shape and out.dtype == inputs.dtype
+    owned = inputs.clone()
+    result = make_call("mixmask", "cutmix", "collate", owned, labels, 4, seed=2)()
+    assert result.inputs.data_ptr() == owned.data_ptr()  # mixed in place, as in a collate
+    with pytest.raises(MixMaskError, match="no equivalent"):
+        make_call("kornia", "fmix", "transform", inputs, labels, 4)
+    with pytest.raises(MixMaskError, match="collate"):
+        make_call("torchvision", "mixup", "collate", inputs, labels, 4)
