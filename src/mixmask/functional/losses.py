@@ -26,6 +26,9 @@ def mixed_cross_entropy(logits: Tensor, targets: Tensor, *, ignore_index: int = 
 
     Returns:
         Scalar mean loss over the labelled weight.
+
+    Raises:
+        MixMaskError: soft targets whose shape differs from the logits'.
     """
     if not targets.dtype.is_floating_point:
         return F.cross_entropy(logits, targets.long(), ignore_index=ignore_index)

@@ -393,6 +393,9 @@ class RandomChoice(MixTransform):
         kinds = [t.method for t in transforms]
         if len(set(kinds)) != len(kinds):
             raise MixMaskError(f"expected at most one transform of each kind, but got {kinds}")
+        if p is not None and not isinstance(p, Sequence):
+            raise MixMaskError(f"expected {len(transforms)} non-negative probabilities with a positive sum, "
+                               f"but got {p!r}")
         weights = [1.0] * len(transforms) if p is None else [check_finite_range("p", w, 0.0, math.inf) for w in p]
         if len(weights) != len(transforms) or sum(weights) <= 0:
             raise MixMaskError(f"expected {len(transforms)} non-negative probabilities with a positive sum, "
