@@ -33,7 +33,7 @@ from mixmask.train.models import build_model
 from mixmask.train.schedules import lr_at
 from mixmask.train.spec import parse_mix
 
-__all__ = ["train", "derive_seed", "Interrupt"]
+__all__ = ["train", "check_resumable", "derive_seed", "Interrupt"]
 
 #: Called after every optimisation step with ``(epoch, step_in_epoch)``; may raise to stop the run.
 StepHook = Callable[[int, int], None]
@@ -345,6 +345,7 @@ class _Run:
                 with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
                     torch.manual_seed(derive_seed(cfg.seed, 2, epoch, ctx.rank))
                     row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.lrs[-1] if self.lrs else cfg.base_lr}
+                    tick = time.perf_counter()
                     row.update(self.train_epoch(epoch, progress))
                     row["lr"] = self.lrs[-1]
                     for split, dataset, indices in (("val", self.data.train, self.val_idx),
@@ -354,6 +355,7 @@ class _Run:
                             row[f"{split}_loss"], row[f"{split}_acc"] = result["loss"], result["acc"]
                             if self.segmentation:
                                 row[f"{split}_miou"] = result["miou"]
+                    row["epoch_seconds"] = time.perf_counter() - tick
                 self.history.append(row)
                 score_key = ("val_miou" if self.segmentation else "val_acc") if len(self.val_idx) else "train_acc"
                 if row[score_key] > self.best["score"]:
@@ -565,14 +567,14 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     splits = _splits(cfg, data)
     if cfg.folds == 0:
-        _refuse_different(out / "last.pt", cfg)
+        check_resumable(out / "last.pt", cfg)
     ctx = _setup(cfg)
     try:
         if cfg.folds == 0:
             return _Run(cfg, data, *splits[0], out, ctx, hook).run()
         chosen = range(cfg.folds) if cfg.fold is None else [cfg.fold]
         for i in chosen:
-            _refuse_different(out / f"fold{i}" / "last.pt", replace(cfg, fold=i))
+            check_resumable(out / f"fold{i}" / "last.pt", replace(cfg, fold=i))
         for i in chosen:
             fold_dir = out / f"fold{i}"
             if cfg.resume and (fold_dir / "summary.json").exists():
@@ -584,8 +586,12 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
             torch.distributed.destroy_process_group()
 
 
-def _refuse_different(last: Path, cfg: TrainConfig) -> None:
-    """Check a resume target before any training starts."""
+def check_resumable(last: Path, cfg: TrainConfig) -> None:
+    """Check a resume target before any training starts.
+
+    Raises:
+        MixMaskError: ``last`` exists and ``cfg.resume`` is off, or it was made with another configuration.
+    """
     if not last.exists():
         return
     if not cfg.resume:

@@ -1,0 +1,156 @@
+"""``mixmask compare``: every SPEC x seed trained in turn (resumable), then a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixmask.errors import MixMaskError
+from mixmask.train.config import TrainConfig
+from mixmask.train.spec import parse_mix, spec_slug, split_specs
+
+__all__ = ["compare", "summarize"]
+
+
+def _run_dir(out: Path, spec: str, seed: int) -> Path:
+    return out / spec_slug(spec) / f"seed{seed}"
+
+
+def compare(base: TrainConfig, mix: str, seeds: int = 3) -> dict[str, Any]:
+    """Train each SPEC of ``mix`` with ``seeds`` seeds, one after the other, and summarise.
+
+    Runs go to ``base.out/<spec>/seed<S>``; a run with a ``summary.json`` is skipped, one with a
+    checkpoint is resumed, so calling this again continues where it stopped.
+
+    Args:
+        base: the shared configuration (its ``mix`` is ignored; seeds start at ``base.seed``).
+        mix: comma-separated SPECs, e.g. ``"none,mixup,cutmix,fmix,gridmask"``.
+        seeds: runs per SPEC.
+
+    Returns:
+        The ``compare.json`` content.
+
+    Raises:
+        MixMaskError: a bad SPEC, seed count or option, or a run folder made with another
+            configuration: all before any training starts.
+    """
+    from mixmask.train.runner import check_resumable, train
+
+    specs = split_specs(mix)
+    for spec in specs:
+        parse_mix(spec)
+    if len(set(map(spec_slug, specs))) != len(specs):
+        raise MixMaskError(f"expected distinct mix specs, but got {specs}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise MixMaskError(f"--seeds must be an int >= 1, but got {seeds!r}")
+    if base.folds:
+        raise MixMaskError(f"compare trains on a validation split; --folds is for `mixmask train`, but got "
+                           f"--folds {base.folds}")
+    out = Path(base.out)
+    runs = [replace(base, mix=spec, seed=base.seed + k, out=str(_run_dir(out, spec, base.seed + k)), resume=True)
+            for spec in specs for k in range(seeds)]
+    for cfg in runs:
+        cfg.validate()
+        if cfg.model is not None:
+            check_resumable(Path(cfg.out) / "last.pt", cfg)
+    started = time.perf_counter()
+    for i, cfg in enumerate(runs):
+        if (Path(cfg.out) / "summary.json").exists():
+            continue
+        print(f"[{i + 1}/{len(runs)}] mix {cfg.mix} seed {cfg.seed} -> {cfg.out}", flush=True)
+        train(cfg)
+    result = summarize(out, specs, [base.seed + k for k in range(seeds)])
+    result["wall_seconds_this_session"] = time.perf_counter() - started
+    result["config"] = {k: v for k, v in base.to_dict().items() if k not in ("mix", "seed", "out", "resume")}
+    _write(out, result)
+    return result
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
+    """Collect the finished runs of ``out`` into per-method statistics.
+
+    Args:
+        out: the compare folder.
+        specs: the SPECs, in table order.
+        seeds: the seeds of each SPEC.
+
+    Returns:
+        ``{"methods": {spec: {...}}, "seeds": [...], ...}`` with test accuracy mean/std per method,
+        the gain over ``none`` (when present), per-epoch curves and timings.
+    """
+    methods: dict[str, Any] = {}
+    for spec in specs:
+        rows = []
+        for seed in seeds:
+            folder = _run_dir(out, spec, seed)
+            summary = json.loads((folder / "summary.json").read_text())
+            history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line]
+            rows.append((summary, history))
+        acc = [s["test_acc"] for s, _ in rows]
+        best = [s.get("test_acc_at_best_val", s["test_acc"]) for s, _ in rows]
+        mean, std = _mean_std(acc)
+        best_mean, best_std = _mean_std(best)
+        epoch_s = [float(np.median([h["epoch_seconds"] for h in hist])) for _, hist in rows]
+        methods[spec] = {
+            "seeds": seeds, "test_acc": acc, "test_acc_mean": mean, "test_acc_std": std,
+            "test_error_mean": 1.0 - mean, "test_acc_at_best_val": best, "test_acc_at_best_val_mean": best_mean,
+            "test_acc_at_best_val_std": best_std,
+            "seconds_per_epoch": float(np.median(epoch_s)),
+            "mix_share_of_step": float(np.mean([s["mix_share_of_step"] for s, _ in rows])),
+            "run_seconds": [float(sum(h["epoch_seconds"] for h in hist)) for _, hist in rows],
+            "curves": {"test_acc": [[h["test_acc"] for h in hist] for _, hist in rows],
+                       "val_acc": [[h.get("val_acc") for h in hist] for _, hist in rows],
+                       "train_loss": [[h["train_loss"] for h in hist] for _, hist in rows]},
+        }
+        methods[spec]["epochs"] = rows[0][0]["epochs"]
+        methods[spec]["model"] = rows[0][0]["model"]
+        methods[spec]["data"] = rows[0][0]["data"]
+    if "none" in methods:
+        ref = methods["none"]
+        for spec, m in methods.items():
+            n1, n2 = len(m["test_acc"]), len(ref["test_acc"])
+            m["gain_over_none"] = m["test_acc_mean"] - ref["test_acc_mean"]
+            m["gain_stderr"] = math.sqrt(m["test_acc_std"] ** 2 / n1 + ref["test_acc_std"] ** 2 / n2)
+    return {"methods": methods, "seeds": seeds, "out": str(out),
+            "total_run_seconds": float(sum(sum(m["run_seconds"]) for m in methods.values()))}
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    from mixmask.train.runner import _save_json
+    from mixmask.viz.training import plot_compare
+
+    methods = result["methods"]
+    first = next(iter(methods.values()))
+    seeds = result["seeds"]
+    header = (f"data `{first['data']}`, model `{first['model']}`, {first['epochs']} epochs, seeds "
+              f"{seeds[0]}..{seeds[-1]} ({len(seeds)} per method), training + evaluation time "
+              f"{result['total_run_seconds'] / 60:.1f} min in all")
+    lines = [f"# mixmask compare", "", header, "",
+             "| mix | test accuracy (mean ± std) | test error | gain over none | test acc. at best val | s/epoch | mixing share of step |",
+             "|---|---|---|---|---|---|---|"]
+    for spec, m in methods.items():
+        gain = (f"{100 * m['gain_over_none']:+.2f} ± {100 * m['gain_stderr']:.2f} pp" if "gain_over_none" in m
+                else "n/a")
+        lines.append(f"| `{spec}` | {100 * m['test_acc_mean']:.2f} ± {100 * m['test_acc_std']:.2f} % | "
+                     f"{100 * m['test_error_mean']:.2f} % | {gain} | {100 * m['test_acc_at_best_val_mean']:.2f} ± "
+                     f"{100 * m['test_acc_at_best_val_std']:.2f} % | {m['seconds_per_epoch']:.1f} | "
+                     f"{100 * m['mix_share_of_step']:.1f} % |")
+    lines += ["", "Test accuracy of the last epoch on the held-out test split (clean data); std is the sample "
+              "standard deviation over seeds; the gain's ± is the standard error of the difference of means.", ""]
+    (out / "compare.md").write_text("\n".join(lines))
+    _save_json(out / "compare.json", result)
+    plot_compare({s: m["curves"]["test_acc"] for s, m in methods.items()},
+                 {s: m["test_acc"] for s, m in methods.items()}, out / "compare.png", "test accuracy",
+                 header.split(", training")[0])
