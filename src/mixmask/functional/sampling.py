@@ -62,7 +62,8 @@ def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:
 def _other_class(labels: Tensor, generator: torch.Generator) -> Tensor:
     """For each sample, a uniformly drawn partner with a different label; any other sample if none has one."""
     flat = labels.reshape(labels.shape[0], -1)
-    differs = (flat[:, None, :] != flat[None, :, :]).any(-1)
+    classes = flat[:, 0] if flat.shape[1] == 1 else torch.unique(flat, dim=0, return_inverse=True)[1]
+    differs = classes[:, None] != classes[None, :]
     scores = torch.rand(differs.shape, generator=generator)
     fallback = _derangement(labels.shape[0], generator)
     best = torch.where(differs, scores + 1.0, torch.zeros_like(scores))
