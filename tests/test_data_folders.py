@@ -302,3 +302,15 @@ def test_every_kind_of_problem_is_reported_at_once(tmp_path):
     with pytest.raises(MixMaskError) as err:
         ImageMaskFolder(tmp_path)
     _names_all(err, "'lone.png'", "'orphan_mask.png'", "'small_mask.png' is 8x6", "'broken_mask.png'")
+
+
+def test_narrow_mask_dtype_and_its_range_check(tmp_path):
+    ids = _ids(high=300)
+    ids[0, :2] = (0, 299)
+    _save(tmp_path / "a.png", _rgb())
+    _save(tmp_path / "a_mask.png", ids.astype(np.uint16))
+    assert ImageMaskFolder(tmp_path, mask_dtype=torch.int16)[0]["mask"].dtype == torch.int16
+    with pytest.raises(MixMaskError, match=r"a_mask.png' has ids from 0 to 299"):
+        ImageMaskFolder(tmp_path, mask_dtype=torch.uint8)[0]
+    with pytest.raises(MixMaskError, match="mask_dtype"):
+        ImageMaskFolder(tmp_path, mask_dtype=torch.float32)

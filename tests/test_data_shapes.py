@@ -104,3 +104,8 @@ def test_cli_writes_and_checks_a_folder(tmp_path, capsys):
     (tmp_path / "00001_mask.png").unlink()
     with pytest.raises(MixMaskError, match="00001.png"):
         _cli(["data", "check", str(tmp_path)])
+
+
+def test_uint8_maps_hold_the_same_ids():
+    wide, narrow = ShapesDataset(2, size=16, seed=1), ShapesDataset(2, size=16, seed=1, mask_dtype=torch.uint8)
+    assert narrow[1]["mask"].dtype == torch.uint8 and torch.equal(narrow[1]["mask"].long(), wide[1]["mask"])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mixmask.data.folders import _to_tv, check_mask_dtype
 from mixmask.errors import MixMaskError
 
 __all__ = ["SHAPE_CLASSES", "SHAPE_COLORS", "IGNORE_INDEX", "ShapesDataset", "write_shapes"]
@@ -101,9 +102,11 @@ class ShapesDataset(torch.utils.data.Dataset):
         transform: called on ``{"image", "mask"}`` (as ``tv_tensors`` when torchvision is
             installed), e.g. :func:`mixmask.data.joint_transforms`.
         max_shapes: largest number of shapes per image.
+        mask_dtype: integer dtype of the maps (``torch.uint8`` is cheaper to collate and mix).
 
     Returns (items):
-        ``{"image": uint8 (3, size, size), "mask": int64 (size, size)}``, or the transform's output.
+        ``{"image": uint8 (3, size, size), "mask": int64 (size, size)}`` (or ``mask_dtype``), or the
+        transform's output.
 
     Example:
         >>> data = ShapesDataset(100, size=64, seed=0)
@@ -116,12 +119,14 @@ class ShapesDataset(torch.utils.data.Dataset):
     colors: tuple[tuple[int, int, int], ...] = SHAPE_COLORS
 
     def __init__(self, count: int = 1000, size: int = 128, seed: int = 0,
-                 transform: Callable[[dict[str, Tensor]], Any] | None = None, *, max_shapes: int = 4) -> None:
+                 transform: Callable[[dict[str, Tensor]], Any] | None = None, *, max_shapes: int = 4,
+                 mask_dtype: torch.dtype = torch.int64) -> None:
         self.count = _check_int("count", count, 1)
         self.size = _check_int("size", size, 8)
         self.seed = _check_int("seed", seed, 0)
         self.max_shapes = _check_int("max_shapes", max_shapes, 1)
         self.transform = transform
+        self.mask_dtype = check_mask_dtype(mask_dtype)
 
     def __len__(self) -> int:
         return self.count
@@ -130,11 +135,9 @@ class ShapesDataset(torch.utils.data.Dataset):
         if not -self.count <= index < self.count:
             raise IndexError(f"index {index} is out of range for {self.count} items")
         image, mask = render_shapes(self.size, _item_generator(self.seed, index % self.count), self.max_shapes)
-        sample = {"image": image, "mask": mask}
+        sample = {"image": image, "mask": mask.to(self.mask_dtype)}
         if self.transform is None:
             return sample
-        from mixmask.data.folders import _to_tv
-
         return self.transform(_to_tv(sample))
 
     def __repr__(self) -> str:
