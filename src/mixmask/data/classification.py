@@ -7,6 +7,7 @@ Everything is generated or read locally: nothing is downloaded.
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from collections.abc import Sequence
@@ -58,7 +59,8 @@ class ClassificationData:
     Attributes:
         name: the ``--data`` spelling it came from.
         train, test: map-style data sets yielding ``(input (C, *S), target)``.
-        train_targets, test_targets: ``(N,)`` int64 class ids (for stratification and reports).
+        train_targets, test_targets: ``(N,)`` int64 class ids (for stratification and reports);
+            None for segmentation.
         classes: class names, index = id.
         input_shape: ``(C, *S)``.
         task: ``"classification"`` or ``"segmentation"``.
@@ -68,9 +70,9 @@ class ClassificationData:
 
     name: str
     train: Dataset
-    train_targets: Tensor
+    train_targets: Tensor | None
     test: Dataset
-    test_targets: Tensor
+    test_targets: Tensor | None
     classes: list[str]
     input_shape: tuple[int, ...]
     task: str = "classification"
@@ -92,6 +94,9 @@ class ClassificationData:
 def stratified_split(targets: Tensor, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(keep, held_out)`` with ``held_out`` a stratified ``test_fraction`` of ``targets``.
 
+    Falls back to a plain seeded split when the data are too small to stratify (fewer held-out
+    samples than classes, or a class with a single sample).
+
     Args:
         targets: ``(N,)`` class ids.
         test_fraction: in (0, 1).
@@ -103,8 +108,13 @@ def stratified_split(targets: Tensor, test_fraction: float, seed: int) -> tuple[
     from sklearn.model_selection import train_test_split
 
     labels = targets.numpy()
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    held_count = math.ceil(test_fraction * len(labels))
+    stratify = labels if held_count >= len(present) and len(labels) - held_count >= len(present) \
+        and present.min(initial=0) >= 2 else None
     keep, held = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=seed,
-                                  stratify=labels)
+                                  stratify=stratify)
     return np.sort(keep), np.sort(held)
 
 

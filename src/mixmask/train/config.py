@@ -185,7 +185,7 @@ def load_data(spec: str, subset: int | None = None):
     elif name in ("shapes", "folder", "seg-folder") and (name != "shapes" or not path):
         from mixmask.train.folder_data import load_folder_data
 
-        data = load_folder_data(name, path)
+        data = load_folder_data(name, path, subset)
     else:
         raise MixMaskError(f"unknown data {spec!r}; valid: {', '.join(DATA_NAMES)}")
     return _subset(data, subset)

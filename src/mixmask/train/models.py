@@ -134,11 +134,22 @@ class UNet(nn.Module):
         return self.head(d1)
 
 
+def _width(text: str, name: str) -> dict[str, int]:
+    """``width=N`` after a model name (``cnn:width=64``) as keyword arguments."""
+    if not text:
+        return {}
+    key, _, value = text.partition("=")
+    if key.strip() != "width" or not value.strip().isdigit() or int(value) < 1:
+        raise MixMaskError(f"expected MODEL or MODEL:width=N (N >= 1), but got {name}:{text}")
+    return {"width": int(value)}
+
+
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, task: str = "classification") -> nn.Module:
     """Build a model by name for inputs ``(C, *S)``.
 
     Args:
-        name: ``cnn``, ``preact_resnet18``, ``unet`` or ``timm:NAME`` (random init; nothing downloaded).
+        name: ``cnn``, ``preact_resnet18``, ``unet`` (each optionally ``:width=N``, the channels of
+            the first stage) or ``timm:NAME`` (random init; nothing downloaded).
         input_shape: ``(C, *S)`` of one sample.
         num_classes: K.
         task: ``"classification"`` (logits ``(B, K)``) or ``"segmentation"`` (``(B, K, *S)``).
@@ -152,18 +163,21 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, task:
     """
     channels, dims = input_shape[0], len(input_shape) - 1
     valid = ", ".join(MODEL_NAMES + ("timm:NAME",))
+    if not name.startswith("timm:"):
+        name, _, arg_text = name.partition(":")
+        width = _width(arg_text, name)
     if name == "unet":
         if task != "segmentation":
             raise MixMaskError(f"model 'unet' is for segmentation data, but got {task} data; try 'cnn'")
-        return UNet(channels, num_classes, dims)
-    if task == "segmentation":
+        return UNet(channels, num_classes, dims, **width)
+    if task == "segmentation" and name in MODEL_NAMES + ("timm",):
         raise MixMaskError(f"segmentation data needs a per-pixel model ('unet'), but got {name!r}")
     if name == "cnn":
-        return SmallCNN(channels, num_classes, dims)
+        return SmallCNN(channels, num_classes, dims, **width)
     if name == "preact_resnet18":
         if dims != 2:
             raise MixMaskError(f"preact_resnet18 takes images (C, H, W), but got inputs of shape {input_shape}")
-        return PreActResNet18(channels, num_classes)
+        return PreActResNet18(channels, num_classes, **width)
     if name.startswith("timm:"):
         try:
             import timm

@@ -400,15 +400,15 @@ class _Run:
             summary["test_acc_tta"] = tta["acc"]
             if self.segmentation:
                 summary["test_miou_tta"] = tta["miou"]
-        if len(self.val_idx):
+        if cfg.folds and len(self.val_idx):
             val = self.evaluate(data.train, self.val_idx, predictions=True)
-            summary["val_acc"] = val["acc"]
-            if cfg.folds:
-                summary["val_indices"] = self.val_idx.tolist()
-                summary["val_predictions"] = val["pred"].tolist()
+            summary["val_indices"] = self.val_idx.tolist()
+            summary["val_predictions"] = val["pred"].tolist()
         best_path = self.out / "best.pt"
         _barrier(self.ctx)
-        if best_path.exists():
+        if self.best["epoch"] == len(self.history):
+            summary["test_acc_at_best_val"] = last["acc"]
+        elif best_path.exists():
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
             summary["test_acc_at_best_val"] = self.evaluate(data.test, self.test_idx)["acc"]

@@ -1,0 +1,286 @@
+"""mixmask train: specs, schedule, splits, one-epoch runs per data kind and model, exact resume, errors, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mixmask import CutMix, FMix, GridMask, MixMaskError, MixUp, RandomChoice
+from mixmask.cli.main import main
+from mixmask.train import TrainConfig, load_data, parse_mix, train
+from mixmask.train.runner import Interrupt, _splits
+from mixmask.train.schedules import lr_at, lr_curve
+from mixmask.train.spec import spec_slug, split_specs
+
+TINY = dict(subset=40, epochs=1, batch_size=16, progress=False)
+
+
+# -- mix specs ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, expected", [
+    ("mixup:alpha=0.4", MixUp(alpha=0.4, num_classes=10)),
+    ("cutmix", CutMix(num_classes=10)),
+    ("fmix:decay_power=3,max_soft=0.1", FMix(decay_power=3, max_soft=0.1, num_classes=10)),
+    ("gridmask:keep_ratio=0.5,cell_size=(0.2,0.4)", GridMask(keep_ratio=0.5, cell_size=(0.2, 0.4), num_classes=10)),
+    ("choice(cutmix,gridmask)", RandomChoice([CutMix(), GridMask()], num_classes=10)),
+    ("choice(mixup:alpha=0.2,cutmix):p=[0.3,0.7],per_sample=False",
+     RandomChoice([MixUp(alpha=0.2), CutMix()], p=[0.3, 0.7], per_sample=False, num_classes=10)),
+])
+def test_spec_builds_the_python_api_transform(spec, expected):
+    built = parse_mix(spec, num_classes=10)
+    assert type(built) is type(expected)
+    assert repr(built) == repr(expected)
+
+
+def test_spec_none_and_same_seed_same_draw():
+    assert parse_mix("none") is None
+    x, y = torch.rand(8, 1, 16, 16), torch.arange(8) % 3
+    a = parse_mix("choice(cutmix,fmix)", num_classes=3, seed=5)(x, y)
+    b = parse_mix("choice(cutmix,fmix)", num_classes=3, seed=5)(x, y)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("blend", ["unknown mix method 'blend'", "mixup", "cutmix", "fmix", "gridmask", "choice"]),
+    ("mixup:beta=1", ["unknown argument 'beta'", "alpha"]),
+    ("mixup:alpha=-1", ["alpha"]),
+    ("choice(none,cutmix)", ["choice(...) takes"]),
+    ("choice(cutmix", ["unbalanced"]),
+    ("cutmix:alpha", ["NAME=VALUE"]),
+])
+def test_spec_errors_say_what_is_valid(spec, words):
+    with pytest.raises(MixMaskError) as err:
+        parse_mix(spec)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_split_specs_keeps_arguments_with_their_method():
+    assert split_specs("none,mixup:alpha=0.4,p=0.5,choice(cutmix,gridmask:keep_ratio=0.5),fmix") == [
+        "none", "mixup:alpha=0.4,p=0.5", "choice(cutmix,gridmask:keep_ratio=0.5)", "fmix"]
+    assert spec_slug("choice(cutmix,gridmask)") == "choice-cutmix-gridmask"
+    with pytest.raises(MixMaskError, match="before any method"):
+        split_specs("alpha=1,mixup")
+
+
+# -- schedule ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("warmup", ["linear", "exponential"])
+def test_warmup_then_cosine(warmup):
+    lrs = lr_curve(100, 0.1, warmup_steps=10, warmup=warmup, min_lr=0.001)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10]))
+    assert lrs[9] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(100, 100, 0.1, 10, warmup, 0.001) == pytest.approx(0.001)
+    assert lrs[0] == pytest.approx(0.1 * (0.01 + 0.099) if warmup == "linear" else 0.1 * 0.01 ** 0.9)
+
+
+# -- splits ------------------------------------------------------------------------------------
+def test_kfold_is_stratified_disjoint_and_apart_from_test():
+    data = load_data("digits")
+    cfg = TrainConfig(folds=5, seed=3).validate()
+    folds = _splits(cfg, data)
+    targets = data.train_targets.numpy()
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals.tolist()) == list(range(len(data.train)))  # disjoint and covering the pool
+    overall = np.bincount(targets, minlength=10) / len(targets)
+    for train_idx, val_idx in folds:
+        assert not set(train_idx) & set(val_idx)
+        assert len(train_idx) + len(val_idx) == len(targets)
+        share = np.bincount(targets[val_idx], minlength=10) / len(val_idx)
+        assert np.abs(share - overall).max() < 0.01
+    pool, test = data.train.inputs.flatten(1), data.test.inputs.flatten(1)
+    assert float(torch.cdist(pool, test).min()) > 0  # no test image is in the training pool
+    assert len(data.train) + len(data.test) == 1797
+
+
+# -- one-epoch runs ----------------------------------------------------------------------------
+def _check_outputs(out: Path, segmentation: bool = False, epochs: int = 1) -> dict:
+    from PIL import Image
+
+    config = json.loads((out / "config.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == epochs and [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    assert 0.0 <= summary["test_acc"] <= 1.0 and config["mix"] == summary["mix"]
+    pngs = ["curves.png", "lr.png", "confusion_matrix.png"] + (["predictions.png"] if segmentation else [])
+    for name in pngs:
+        with Image.open(out / name) as image:
+            assert image.size[0] > 100
+    report = json.loads((out / "report.json").read_text())
+    assert ("mean_iou" in report) if segmentation else ("macro avg" in report)
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(out / name, map_location="cpu", weights_only=False)
+        assert state["epoch"] >= 1 and "model" in state
+    return summary
+
+
+@pytest.mark.parametrize("data, model, mix", [
+    ("digits", "cnn", "cutmix"),
+    ("mnist1d", "cnn", "fmix:decay_power=3"),
+    ("digits", "preact_resnet18:width=8", "choice(mixup,gridmask)"),
+])
+def test_one_epoch_classification(tmp_path, data, model, mix):
+    summary = train(TrainConfig(data=data, model=model, mix=mix, out=str(tmp_path), tta=True, **TINY))
+    _check_outputs(tmp_path)
+    assert summary["model"] == model and "test_acc_tta" in summary and summary["world_size"] == 1
+    assert 0.0 <= summary["mix_share_of_step"] < 1.0
+
+
+def test_one_epoch_timm(tmp_path):
+    pytest.importorskip("timm")
+    train(TrainConfig(model="timm:resnet10t", mix="mixup", out=str(tmp_path), optimizer="adamw", **TINY))
+    _check_outputs(tmp_path)
+
+
+def test_one_epoch_shapes_segmentation(tmp_path):
+    summary = train(TrainConfig(data="shapes", mix="cutmix", out=str(tmp_path), subset=24, epochs=1, batch_size=8,
+                                progress=False))
+    assert summary["model"] == "unet"
+    assert set(summary["test_iou_per_class"]) == {"background", "rectangle", "ellipse", "triangle"}
+    assert 0.0 <= summary["test_miou"] <= 1.0
+    _check_outputs(tmp_path, segmentation=True)
+
+
+def test_one_epoch_user_folders(tmp_path):
+    from PIL import Image
+
+    from mixmask.data import write_shapes
+
+    root = tmp_path / "classes"
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["cats", "dogs"]):
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = (rng.random((20 + i, 24, 3)) * 80 + 100 * k).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    summary = train(TrainConfig(data=f"folder:{root}", mix="mixup", out=str(tmp_path / "a"), **TINY))
+    assert summary["test_size"] == 5 and summary["per_class"]["cats"]["support"] >= 2
+    _check_outputs(tmp_path / "a")
+    seg = write_shapes(tmp_path / "seg", count=10, size=32, seed=0)
+    train(TrainConfig(data=f"seg-folder:{seg}", mix="cutmix", out=str(tmp_path / "b"), **TINY))
+    _check_outputs(tmp_path / "b", segmentation=True)
+
+
+def _write_cifar(root: Path, per_batch: int = 8) -> None:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        labels = [i % 10 for i in range(per_batch)]
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        with open(root / name, "wb") as handle:
+            pickle.dump({b"data": data, b"labels": labels}, handle)
+    with open(root / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, handle)
+
+
+def test_cifar_loader_reads_python_batches(tmp_path):
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    data = load_data(f"cifar10:{tmp_path}")
+    assert len(data.train) == 40 and len(data.test) == 8
+    assert data.classes[3] == "c3" and data.input_shape == (3, 32, 32)
+    x, y = data.train[0]
+    assert x.dtype == torch.uint8 and x.shape == (3, 32, 32) and int(y) == 0
+    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes())
+    assert torch.equal(x, torch.from_numpy(raw[b"data"][0].reshape(3, 32, 32)))
+    summary = train(TrainConfig(data=f"cifar10:{tmp_path}", mix="fmix", out=str(tmp_path / "run"), epochs=1,
+                                batch_size=8, progress=False, val_fraction=0.25))
+    assert summary["train_size"] + summary["val_size"] == 40
+
+
+# -- resume ------------------------------------------------------------------------------------
+def test_resume_after_interrupted_epoch_repeats_the_uninterrupted_run(tmp_path):
+    base = dict(subset=60, epochs=2, batch_size=16, progress=False, mix="choice(mixup,cutmix)", seed=4)
+    train(TrainConfig(out=str(tmp_path / "straight"), **base))
+
+    def stop(epoch, step):
+        if epoch == 1 and step == 1:
+            raise Interrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "cut"), **base), hook=stop)
+    saved = torch.load(tmp_path / "cut" / "last.pt", map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 1  # the interrupted epoch is lost, the one before is kept
+    train(TrainConfig(out=str(tmp_path / "cut"), resume=True, **base))
+
+    def rows(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")} for line in lines]
+
+    assert rows("straight") == rows("cut")
+    a = torch.load(tmp_path / "straight" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["--data", "imagenet"], ["unknown data 'imagenet'", "digits", "mnist1d", "cifar10:PATH", "folder:PATH"]),
+    (["--model", "vgg"], ["unknown model 'vgg'", "cnn", "preact_resnet18", "unet", "timm:NAME"]),
+    (["--mix", "mixit"], ["unknown mix method 'mixit'", "fmix"]),
+    (["--data", "folder:/no/such/folder"], ["/no/such/folder", "not a folder"]),
+    (["--folds", "3", "--fold", "3"], ["--fold must be in [0, 3)"]),
+    (["--optimizer", "lion"], ["unknown optimizer 'lion'", "sgd", "adamw"]),
+    (["--model", "unet"], ["segmentation"]),
+])
+def test_bad_input_is_a_clear_error_before_training(tmp_path, capsys, args, words):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--no-progress", "--subset", "40", *args]) == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+    assert not out.exists()
+
+
+def test_cifar_path_without_batches_and_empty_class_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", f"cifar10:{tmp_path / 'empty'}", "--out", str(tmp_path / "r")]) == 2
+    assert "data_batch_1..5 and test_batch" in capsys.readouterr().err
+    (tmp_path / "empty" / "a").mkdir()
+    assert main(["train", "--data", f"folder:{tmp_path / 'empty'}", "--out", str(tmp_path / "r")]) == 2
+    assert str(tmp_path / "empty") in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_another_config_or_without_resume_is_refused(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    common = ["train", "--out", out, "--no-progress", "--subset", "40", "--epochs", "1", "--batch-size", "16"]
+    assert main(common) == 0
+    before = (tmp_path / "run" / "last.pt").stat().st_mtime_ns
+    assert main(common + ["--mix", "cutmix", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "different configuration" in err and "mix: saved 'none', now 'cutmix'" in err
+    assert main(common) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == before
+
+
+# -- k-fold run --------------------------------------------------------------------------------
+def test_kfold_run_writes_each_fold_and_out_of_fold_accuracy(tmp_path):
+    summary = train(TrainConfig(folds=2, out=str(tmp_path), **TINY))
+    assert summary["folds"] == 2 and 0.0 <= summary["oof_acc"] <= 1.0
+    assert sum(summary["fold_sizes"]) == 40
+    vals = [json.loads((tmp_path / f"fold{i}" / "summary.json").read_text())["val_indices"] for i in range(2)]
+    assert sorted(vals[0] + vals[1]) == list(range(40))
+    assert json.loads((tmp_path / "summary.json").read_text())["oof_acc"] == summary["oof_acc"]
+
+
+# -- distributed -------------------------------------------------------------------------------
+def test_ddp_two_cpu_processes_on_gloo(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "mixmask.cli.main", "train", "--subset", "64", "--epochs", "1", "--batch-size", "8",
+               "--mix", "cutmix", "--no-progress", "--out", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = _check_outputs(tmp_path)
+    assert summary["world_size"] == 2
+    assert summary["test_size"] == 32 and summary["per_class"]["macro avg"]["support"] == 32
+    assert done.stdout.count("epoch 1/1") == 1  # only rank 0 reports
