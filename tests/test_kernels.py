@@ -216,3 +216,14 @@ def test_params_for_another_shape_are_rejected():
         mix_inputs(batch(4, 3, (8, 9)), params)
     with pytest.raises(MixMaskError, match=r"\(4, 8, 8\) or \(4, 1, 8, 8\).*\(4, 2, 8, 8\)"):
         mix_dense_targets(torch.zeros(4, 2, 8, 8, dtype=torch.long), params)
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 5), torch.float32), ((64, 3, 128, 128), torch.float32),
+                                          ((64, 3, 128, 128), torch.uint8), ((5, 2, 2000, 1000), torch.int64)])
+def test_fresh_buffers_are_plain_tensors(shape, dtype):
+    from mixmask.functional._memory import empty
+
+    out = empty(shape, dtype)
+    assert out.shape == shape and out.dtype == dtype and out.is_contiguous() and out.device.type == "cpu"
+    out.fill_(3)
+    assert bool((out == 3).all())

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_batch, check_finite_range
+from mixmask.functional._memory import empty
 from mixmask.functional.params import MixParams
 
 __all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets"]
@@ -87,8 +88,9 @@ def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False
         fill = torch.full((), params.fill, dtype=torch.float32 if inputs.dtype == torch.uint8 else inputs.dtype,
                           device=inputs.device).expand(inputs.shape)
         return _blend(inputs, fill, mask, inputs if inplace else None)
-    partner = torch.index_select(inputs, 0, params.index, out=workspace) if workspace is not None \
-        else inputs.index_select(0, params.index)
+    if workspace is None:
+        workspace = empty(inputs.shape, inputs.dtype, inputs.device)
+    partner = torch.index_select(inputs, 0, params.index, out=workspace)
     if params.any_erase:
         partner.masked_fill_(params.erase.view((-1,) + (1,) * (inputs.ndim - 1)), params.fill)
     return _blend(inputs, partner, mask, inputs if inplace else partner)
@@ -107,9 +109,12 @@ def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) ->
             return partner.sub_(inputs).mul_(~mask).add_(inputs)
         return torch.sub(inputs, partner).mul_(mask).add_(partner)
     if inputs.dtype == torch.uint8:
-        mixed = torch.lerp(partner.float(), inputs.float(), mask.float()).round_().clamp_(0, 255).to(torch.uint8)
-        return out.copy_(mixed) if out is not None else mixed
-    weight = mask.to(inputs.dtype)
+        mixed = empty(inputs.shape, torch.float32, inputs.device).copy_(partner)
+        own = empty(inputs.shape, torch.float32, inputs.device).copy_(inputs)
+        torch.lerp(mixed, own, mask.float(), out=mixed).round_().clamp_(0, 255)
+        return out.copy_(mixed) if out is not None else mixed.to(torch.uint8)
+    weight = mask.to(inputs.dtype) if mask.numel() < inputs.numel() // 8 else \
+        empty(mask.shape, inputs.dtype, mask.device).copy_(mask)
     if out is None:
         return torch.lerp(partner, inputs, weight)
     return torch.lerp(partner, inputs, weight, out=out)
@@ -211,12 +216,13 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
     erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
     mask = _compact(params.mask)
     if params.binary:
+        partner = torch.index_select(ids, 0, params.index, out=empty(ids.shape, ids.dtype, ids.device))
         if params.any_erase:  # GridMask hides pixels but keeps the object: own ids, or ignore_index
-            mixed = torch.where(mask | erase, ids, ids.index_select(0, params.index))
+            mixed = torch.where(mask | erase, ids, partner, out=partner)
             if ignore_index is not None:
-                mixed = mixed.masked_fill(erase & ~mask, ignore_index)
+                mixed.masked_fill_(erase & ~mask, ignore_index)
         else:
-            mixed = torch.where(mask, ids, ids.index_select(0, params.index))
+            mixed = torch.where(mask, ids, partner, out=partner)
         return mixed.unsqueeze(1) if had_channel else mixed
     if num_classes is None:
         raise MixMaskError("a soft mask turns dense targets into per-pixel soft targets, which needs "

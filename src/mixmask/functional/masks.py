@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_batch_size, check_finite_range, check_positive, check_spatial_shape
+from mixmask.functional._memory import empty
 
 __all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
 
@@ -108,6 +109,26 @@ def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
     return mask, lam_used
 
 
+#: Samples per independently seeded block of a CPU spectrum draw. Fixed, so a seed gives the same
+#: masks whatever the number of threads.
+_BLOCK = 16
+
+
+def _run_blocks(work: Callable[[int], None], count: int) -> None:
+    """Call ``work(k)`` for the ``count`` blocks, on up to ``torch.get_num_threads()`` threads.
+
+    For CPU work that runs on one thread inside torch or numpy (random draws, numpy's sort), which
+    both release the GIL.
+    """
+    threads = min(torch.get_num_threads(), count)
+    if threads <= 1:
+        for k in range(count):
+            work(k)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(count)))
+
+
 @functools.lru_cache(maxsize=32)
 def _spectrum_scale(shape: tuple[int, ...], decay_power: float, device: torch.device) -> Tensor:
     """Amplitude of each bin of a real FFT's half spectrum, ``(*S[:-1], S[-1] // 2 + 1)``.
@@ -162,36 +183,48 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
     device = torch.device(device)
     cube = (max(shape),) * len(shape)
     scale = _spectrum_scale(cube, decay_power, device)
-    noise = torch.randn(batch_size, *scale.shape, 2, generator=generator, device=device)
-    spectrum = torch.view_as_complex(noise.mul_(scale[..., None]))
+    spectrum = torch.view_as_complex(_spectra(batch_size, scale, generator))
     grey = torch.fft.irfftn(spectrum, s=cube, dim=tuple(range(1, len(shape) + 1)))
     if cube != shape:
         grey = grey[(slice(None),) + tuple(slice(0, n) for n in shape)]
     return grey
 
 
-def _sort_rows(values: Tensor) -> Tensor:
-    """``values`` ``(B, N)`` sorted ascending along each row.
+def _spectra(batch_size: int, scale: Tensor, generator: torch.Generator) -> Tensor:
+    """``(B, *scale.shape, 2)`` Gaussian real and imaginary parts times ``scale``.
 
-    On CPU numpy's sort (SIMD) is several times faster than ``torch.sort``; it releases the GIL, so
-    blocks of rows are sorted on ``torch.get_num_threads()`` threads.
+    On CPU the draw is split into blocks of :data:`_BLOCK` samples, each from its own generator
+    seeded from ``generator``, drawn on several threads (a CPU random draw runs on one thread).
+    """
+    shape = (batch_size, *scale.shape, 2)
+    if scale.device.type != "cpu":
+        return torch.randn(shape, generator=generator, device=scale.device).mul_(scale[..., None])
+    seeds = torch.randint(0, 2**62, (-(-batch_size // _BLOCK),), generator=generator).tolist()
+    noise = empty(shape, torch.float32)
+
+    def draw(k: int) -> None:
+        block = noise[k * _BLOCK:(k + 1) * _BLOCK]
+        torch.randn(block.shape, generator=torch.Generator().manual_seed(seeds[k]), out=block)
+        block.mul_(scale[..., None])
+
+    _run_blocks(draw, len(seeds))
+    return noise
+
+
+def _sort_rows(values: Tensor) -> Tensor:
+    """``values`` ``(B, N)`` sorted ascending along each row, as a new tensor.
+
+    On CPU numpy's sort (SIMD) is several times faster than ``torch.sort``; blocks of rows are
+    sorted in place in a copy, on several threads.
     """
     if values.device.type != "cpu":
         return torch.sort(values, dim=1).values
-    array = values.contiguous().numpy()
-    out = np.empty_like(array)
-    blocks = min(torch.get_num_threads(), array.shape[0])
-    if blocks <= 1:
-        out[...] = np.sort(array, axis=1)
-        return torch.from_numpy(out)
-    bounds = np.linspace(0, array.shape[0], blocks + 1).astype(int)
+    out = empty(values.shape, values.dtype).copy_(values).numpy()
 
     def sort_block(k: int) -> None:
-        rows = slice(bounds[k], bounds[k + 1])
-        out[rows] = np.sort(array[rows], axis=1)
+        out[k * _BLOCK:(k + 1) * _BLOCK].sort(axis=1)
 
-    with ThreadPoolExecutor(blocks) as pool:
-        list(pool.map(sort_block, range(blocks)))
+    _run_blocks(sort_block, -(-out.shape[0] // _BLOCK))
     return torch.from_numpy(out)
 
 
