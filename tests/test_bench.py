@@ -20,7 +20,7 @@ TINY = ["--sizes", "4x3x16x16", "--rounds", "1", "--warmup", "1", "--min-time", 
 
 ROW_TYPES = {"size": str, "batch": int, "method": str, "library": str, "path": str, "status": str, "note": str,
              "semantics": str, "calls": int, "round_medians_ms": list, "warnings": list}
-ROW_NUMBERS = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "x_copy_floor", "mixmask_speedup",
+ROW_NUMBERS = ("median_ms", "min_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "x_copy_floor", "mixmask_speedup",
                "peak_mib")
 
 
@@ -32,7 +32,7 @@ def _check_row(row: dict) -> None:
     assert row["status"] in ("ok", "error", "not installed", "no equivalent")
     if row["status"] == "ok":
         assert row["calls"] >= 2 and row["semantics"]
-        assert 0 < row["q1_ms"] <= row["median_ms"] <= row["q3_ms"]
+        assert 0 < row["min_ms"] <= row["q1_ms"] <= row["median_ms"] <= row["q3_ms"]
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["median_ms"] * 1e3)
         assert row["peak_mib"] is not None and row["peak_mib"] >= 0 and row["memory_kind"]
     else:
@@ -127,6 +127,7 @@ def test_summary_pools_rounds_and_takes_ratios():
     pooled = torch.tensor([2.0, 4.0, 3.0, 5.0, 6.0], dtype=torch.float64)
     assert items["mixmask"]["median_ms"] == pytest.approx(4.0)
     assert items["mixmask"]["iqr_ms"] == pytest.approx(float(pooled.quantile(0.75) - pooled.quantile(0.25)))
+    assert items["mixmask"]["min_ms"] == pytest.approx(2.0)
     assert items["mixmask"]["round_medians_ms"] == pytest.approx([3.0, 5.0])
     assert items["mixmask"]["images_per_s"] == pytest.approx(8 / 0.004)
     assert items["mixmask"]["x_copy_floor"] == pytest.approx(4.0)
