@@ -151,7 +151,8 @@ class _Run:
         self.segmentation = data.task == "segmentation"
         self.ignore = data.ignore_index
         self.num_classes = data.num_classes
-        self.mix = parse_mix(cfg.mix, num_classes=self.num_classes, seed=cfg.seed)
+        self.mix = parse_mix(cfg.mix, num_classes=self.num_classes, seed=cfg.seed,
+                             ignore_index=self.ignore if self.segmentation else None)
         dims = len(data.input_shape) - 1
         self.norm = _Normalize(data.scale, data.mean, data.std, dims).to(ctx.device)
         with torch.random.fork_rng(devices=[]):

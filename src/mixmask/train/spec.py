@@ -99,7 +99,8 @@ def _arguments(text: str, spec: str, cls: type) -> dict[str, Any]:
     return args
 
 
-def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = None):
+def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = None,
+              ignore_index: int | None = None):
     """Build the transform a SPEC names, with the Python API's constructor arguments.
 
     Args:
@@ -107,6 +108,7 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
             ``"choice(cutmix,gridmask)"``, ``"choice(mixup,fmix):p=[0.3,0.7]"``.
         num_classes: K passed to the transform.
         seed: seed of the transform's own generator.
+        ignore_index: id of unlabelled pixels in dense targets (segmentation).
 
     Returns:
         A :class:`~mixmask.transforms.MixTransform`, or None for ``"none"``.
@@ -121,7 +123,9 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
         raise MixMaskError(f"expected a mix spec such as 'mixup:alpha=0.4', but got {spec!r}")
     text = spec.strip()
     classes = _classes()
-    extra = {} if seed is None else {"seed": seed}
+    extra: dict[str, Any] = {} if seed is None else {"seed": seed}
+    if ignore_index is not None:
+        extra["ignore_index"] = ignore_index
     if text.lower() == "none":
         return None
     try:

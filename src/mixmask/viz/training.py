@@ -54,7 +54,7 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title:
         ax.set_ylabel({"loss": "cross-entropy", "acc": "accuracy", "miou": "mean IoU"}[metric])
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_title("loss (train: on mixed batches)")
+    axes[0].set_title("loss (train: on the training batches as mixed)")
     axes[1].set_title(f"{'mean IoU' if score == 'miou' else 'accuracy'} (val/test: clean data)")
     if title:
         fig.suptitle(title)
