@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -314,3 +316,15 @@ def test_narrow_mask_dtype_and_its_range_check(tmp_path):
         ImageMaskFolder(tmp_path, mask_dtype=torch.uint8)[0]
     with pytest.raises(MixMaskError, match="mask_dtype"):
         ImageMaskFolder(tmp_path, mask_dtype=torch.float32)
+
+
+@given(st.lists(st.tuples(*[st.integers(0, 255)] * 3), min_size=1, max_size=12, unique=True),
+       st.integers(0, 2**32 - 1))
+def test_colour_lookup_inverts_any_table(colours, seed):
+    from mixmask.data.folders import _map_colors
+
+    gen = np.random.Generator(np.random.PCG64(seed))
+    ids = gen.integers(0, len(colours), size=(5, 7))
+    table = {c: 10 * i for i, c in enumerate(colours)}  # ids need not be 0..K-1
+    rgb = np.array(colours, dtype=np.uint8)[ids]
+    assert np.array_equal(_map_colors(rgb, table, "x.png"), 10 * ids)
