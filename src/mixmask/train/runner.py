@@ -241,21 +241,20 @@ class _Run:
         ignore = -100 if self.ignore is None else self.ignore
         return mixed_cross_entropy(logits, target, ignore_index=ignore)
 
-    def _correct(self, logits: Tensor, target: Tensor) -> tuple[float, float]:
-        """(correct, counted) against the dominant label of (possibly soft) targets."""
+    def _correct(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """(correct, counted) against the dominant label of (possibly soft) targets, on the device."""
         pred = logits.argmax(1)
         if target.dtype.is_floating_point:
-            weight = target.sum(1)
-            hard = target.argmax(1)
-            return float(((pred == hard) & (weight > 0)).sum()), float((weight > 0).sum())
-        keep = target != self.ignore if self.ignore is not None else torch.ones_like(target, dtype=torch.bool)
-        return float(((pred == target) & keep).sum()), float(keep.sum())
+            keep, target = target.sum(1) > 0, target.argmax(1)
+        else:
+            keep = target != self.ignore if self.ignore is not None else torch.ones_like(target, dtype=torch.bool)
+        return ((pred == target) & keep).sum(), keep.sum()
 
     def train_epoch(self, epoch: int, progress) -> dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
         self.net.train()
         generator = torch.Generator().manual_seed(derive_seed(cfg.seed, 1, epoch, ctx.rank))
-        totals = torch.zeros(3, dtype=torch.float64)
+        totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, counted
         mix_seconds = 0.0
         started = time.perf_counter()
         task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=self.steps_per_epoch) if progress else None
@@ -278,9 +277,9 @@ class _Run:
             if cfg.clip_grad is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
             self.optimizer.step()
-            with torch.no_grad():
+            with torch.no_grad():  # accumulated on the device: no host sync per step
                 correct, counted = self._correct(logits.detach(), target)
-                totals += torch.tensor([float(loss.detach()) * x.shape[0], correct, counted], dtype=torch.float64)
+                totals += torch.stack([loss.detach().double() * x.shape[0], correct.double(), counted.double()])
             if task is not None:
                 progress.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {float(loss):.3f} "
                                 f"acc {float(totals[1]) / max(float(totals[2]), 1.0):.3f}")
@@ -289,7 +288,7 @@ class _Run:
         seconds = time.perf_counter() - started
         if task is not None:
             progress.remove_task(task)
-        totals = _all_sum(totals, ctx)
+        totals = _all_sum(totals.cpu(), ctx)
         return {"train_loss": float(totals[0]) / _seen(self, ctx), "train_acc": float(totals[1]) / max(float(totals[2]), 1.0),
                 "train_seconds": seconds, "mix_seconds": mix_seconds}
 
