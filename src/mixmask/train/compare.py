@@ -153,4 +153,4 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     _save_json(out / "compare.json", result)
     plot_compare({s: m["curves"]["test_acc"] for s, m in methods.items()},
                  {s: m["test_acc"] for s, m in methods.items()}, out / "compare.png", "test accuracy",
-                 header.split(", training")[0])
+                 header.split(", training")[0].replace("`", ""))

@@ -29,6 +29,11 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _std(values: np.ndarray) -> np.ndarray:
+    """Sample standard deviation over the first axis (0 for a single row)."""
+    return values.std(0, ddof=1) if len(values) > 1 else np.zeros_like(values[0])
+
+
 def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title: str = "") -> Path:
     """Loss and score per epoch for train / val / test (score: ``acc``, or ``miou`` when logged).
 
@@ -169,23 +174,28 @@ def plot_compare(curves: Mapping[str, Sequence[Sequence[float]]], finals: Mappin
     """
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    later: list[float] = []
     for name, runs in curves.items():
         length = min((len(r) for r in runs), default=0)
         if not length:
             continue
         values = np.array([r[:length] for r in runs], dtype=float)
-        mean, std = values.mean(0), values.std(0)
+        mean, std = values.mean(0), _std(values)
         epochs = np.arange(1, length + 1)
         (line,) = left.plot(epochs, mean, label=name)
         left.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        later += list(mean[length // 3:] - std[length // 3:]) + list(mean[length // 3:] + std[length // 3:])
+    if later:  # zoom on the later epochs, where the methods differ
+        pad = max((max(later) - min(later)) * 0.15, 0.002)
+        left.set_ylim(max(min(later) - pad, 0.0), min(max(later) + pad, 1.0))
     left.set_xlabel("epoch")
     left.set_ylabel(metric)
-    left.set_title(f"{metric} per epoch (mean ± std over seeds)")
+    left.set_title(f"{metric} per epoch (mean ± std over seeds; y zoomed on the last 2/3)", fontsize=10)
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
     names = list(finals)
     means = [float(np.mean(finals[n])) for n in names]
-    stds = [float(np.std(finals[n])) for n in names]
+    stds = [float(_std(np.asarray(finals[n], dtype=float))) for n in names]
     right.bar(range(len(names)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     for i, n in enumerate(names):
         right.scatter([i] * len(finals[n]), finals[n], color="black", s=8, zorder=3)
@@ -195,7 +205,7 @@ def plot_compare(curves: Mapping[str, Sequence[Sequence[float]]], finals: Mappin
     pad = max((high - low) * 0.3, 0.005)
     right.set_ylim(max(low - pad, 0.0), min(high + pad, 1.0))
     right.set_ylabel(f"final {metric}")
-    right.set_title("final epoch (bars: mean ± std; dots: seeds)")
+    right.set_title("final epoch (bars: mean ± std; dots: seeds)", fontsize=10)
     right.grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title)
