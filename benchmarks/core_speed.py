@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -36,16 +37,22 @@ def _transform(name: str, num_classes: int):
     }[name]()
 
 
-def _median_ms(step, rounds: int, warmup: int, before=None) -> tuple[float, list[float]]:
-    times = []
+def _median_ms(step, rounds: int, warmup: int, before=None) -> tuple[float, list[float], float]:
+    """Median wall time (ms), all wall times, and the median process CPU time (ms) of ``step``.
+
+    CPU time is what the process itself used: on a machine shared with other jobs it is a steadier
+    figure than wall time for one thread (with several threads it adds theirs up).
+    """
+    times, cpu = [], []
     for k in range(warmup + rounds):
         if before is not None:
             before()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         if k >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), times
+            cpu.append((time.process_time() - start_cpu) * 1e3)
+    return statistics.median(times), times, statistics.median(cpu)
 
 
 def run_job(job: str, path: str, shape: tuple[int, ...], rounds: int, warmup: int, threads: int) -> dict:
@@ -59,18 +66,19 @@ def run_job(job: str, path: str, shape: tuple[int, ...], rounds: int, warmup: in
     if job == "floor":
         buffer = torch.empty_like(source)
         index = torch.randperm(shape[0], generator=g)
-        ms, times = _median_ms(lambda: torch.index_select(source, 0, index, out=buffer), rounds, warmup)
+        ms, times, cpu = _median_ms(lambda: torch.index_select(source, 0, index, out=buffer), rounds, warmup)
     elif path == "call":
         t = _transform(job, 1000)
-        ms, times = _median_ms(lambda: t(source, labels), rounds, warmup)
+        ms, times, cpu = _median_ms(lambda: t(source, labels), rounds, warmup)
     else:
         from mixmask import MixCollate
 
         collate = MixCollate(_transform(job, 1000), seed=0)
         batch = source.clone()  # the freshly collated batch, owned by the collate
-        ms, times = _median_ms(lambda: collate._mix(batch, labels, None), rounds, warmup,
-                               before=lambda: batch.copy_(source))
+        ms, times, cpu = _median_ms(lambda: collate._mix(batch, labels, None), rounds, warmup,
+                                    before=lambda: batch.copy_(source))
     return {"job": job, "path": path, "median_ms": round(ms, 2), "min_ms": round(min(times), 2),
+            "cpu_ms": round(cpu, 2),
             "rounds": rounds, "shape": list(shape), "threads": threads}
 
 
@@ -119,10 +127,10 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
                                                                          workspace=workspace)
     stages["gather only (index_select into workspace)"] = lambda: torch.index_select(x, 0, params.index,
                                                                                      out=workspace)
-    print(f"{'stage':48s} {'median':>8s} {'min':>8s} (ms)")
+    print(f"{'stage':48s} {'median':>8s} {'min':>8s} {'cpu':>8s} (ms)")
     for name, step in stages.items():
-        ms, times = _median_ms(step, rounds, 2)
-        print(f"{name:48s} {ms:8.2f} {min(times):8.2f}")
+        ms, times, cpu = _median_ms(step, rounds, 2)
+        print(f"{name:48s} {ms:8.2f} {min(times):8.2f} {cpu:8.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,15 +155,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {args.threads} threads, float32 batch {shape}, median of {args.rounds}")
-    print(f"{'job':10s} {'call ms':>9s} {'collate ms':>11s}")
+    print(f"load average {os.getloadavg()[0]:.1f}; wall = median wall time, cpu = median process CPU time (ms)")
+    print(f"{'job':10s} {'call wall':>10s} {'call cpu':>9s} {'collate wall':>13s} {'collate cpu':>12s}")
     for job in args.jobs.split(","):
         row = {}
         for path in ("call",) if job == "floor" else ("call", "collate"):
             cmd = [sys.executable, __file__, "--job", job, "--path", path, "--shape", args.shape,
                    "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--threads", str(args.threads)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            row[path] = json.loads(out.strip().splitlines()[-1])["median_ms"]
-        print(f"{job:10s} {row['call']:9.2f} {row.get('collate', float('nan')):11.2f}")
+            row[path] = json.loads(out.strip().splitlines()[-1])
+        collate = row.get("collate", {"median_ms": float("nan"), "cpu_ms": float("nan")})
+        print(f"{job:10s} {row['call']['median_ms']:10.2f} {row['call']['cpu_ms']:9.2f} "
+              f"{collate['median_ms']:13.2f} {collate['cpu_ms']:12.2f}")
     return 0
 
 

@@ -81,13 +81,11 @@ def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False
     params = params.to(inputs.device)
     mask = _compact(params.mask)
     mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
-    if params.all_erase:
-        if params.binary:
-            dropped = ~mask
-            return inputs.masked_fill_(dropped, params.fill) if inplace else inputs.masked_fill(dropped, params.fill)
-        fill = torch.full((), params.fill, dtype=torch.float32 if inputs.dtype == torch.uint8 else inputs.dtype,
+    if params.all_erase:  # GridMask only: the partner is the constant fill, no gather
+        soft_uint8 = inputs.dtype == torch.uint8 and not params.binary
+        fill = torch.full((), params.fill, dtype=torch.float32 if soft_uint8 else inputs.dtype,
                           device=inputs.device).expand(inputs.shape)
-        return _blend(inputs, fill, mask, inputs if inplace else None)
+        return _blend(inputs, fill, mask, inputs if inplace else empty(inputs.shape, inputs.dtype, inputs.device))
     if workspace is None:
         workspace = empty(inputs.shape, inputs.dtype, inputs.device)
     partner = torch.index_select(inputs, 0, params.index, out=workspace)
@@ -96,27 +94,20 @@ def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False
     return _blend(inputs, partner, mask, inputs if inplace else partner)
 
 
-def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) -> Tensor:
-    """``mask * inputs + (1 - mask) * partner`` into ``out`` (a new tensor when None).
-
-    ``out`` may be ``inputs`` or ``partner`` itself.
-    """
+def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor) -> Tensor:
+    """``mask * inputs + (1 - mask) * partner`` written into ``out``, which may be ``inputs`` or ``partner``."""
     if inputs.dtype == torch.uint8 and mask.dtype == torch.bool:
         # uint8 arithmetic wraps modulo 256, so these are exact copies of one pixel or the other
-        if out is inputs:
-            return inputs.sub_(partner).mul_(mask).add_(partner)
         if out is partner:
             return partner.sub_(inputs).mul_(~mask).add_(inputs)
-        return torch.sub(inputs, partner).mul_(mask).add_(partner)
+        return torch.sub(inputs, partner, out=out).mul_(mask).add_(partner)
     if inputs.dtype == torch.uint8:
         mixed = empty(inputs.shape, torch.float32, inputs.device).copy_(partner)
         own = empty(inputs.shape, torch.float32, inputs.device).copy_(inputs)
         torch.lerp(mixed, own, mask.float(), out=mixed).round_().clamp_(0, 255)
-        return out.copy_(mixed) if out is not None else mixed.to(torch.uint8)
+        return out.copy_(mixed)
     weight = mask.to(inputs.dtype) if mask.numel() < inputs.numel() // 8 else \
         empty(mask.shape, inputs.dtype, mask.device).copy_(mask)
-    if out is None:
-        return torch.lerp(partner, inputs, weight)
     return torch.lerp(partner, inputs, weight, out=out)
 
 
