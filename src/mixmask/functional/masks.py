@@ -77,15 +77,15 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
 
 
 def _box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-    """``(B, *S)`` bool, True outside each sample's box."""
-    inside = None
+    """``(B, *S)`` bool, True outside each sample's box (one full-size pass: ``~in_1 | ... | ~in_D``)."""
+    outside = None
     low, high = low.to(device), high.to(device)
     for d, size in enumerate(shape):
         coord = torch.arange(size, device=device)
-        axis = (coord >= low[:, d, None]) & (coord < high[:, d, None])
+        axis = (coord < low[:, d, None]) | (coord >= high[:, d, None])
         axis = axis.view(-1, *[size if k == d else 1 for k in range(len(shape))])
-        inside = axis if inside is None else inside & axis
-    return ~inside
+        outside = axis if outside is None else outside | axis
+    return outside.expand(-1, *shape).contiguous()
 
 
 def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
