@@ -146,6 +146,10 @@ def mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
 
     Returns:
         float ``(B, K)`` soft targets; single-label rows sum to 1.
+
+    Raises:
+        MixMaskError: not a tensor, a wrong shape or batch, sparse ids without ``num_classes`` or out of
+            ``[0, num_classes)``, a bad ``label_smoothing``.
     """
     if not isinstance(targets, Tensor):
         raise MixMaskError(f"expected labels as a torch.Tensor, but got {type(targets).__name__}")
@@ -192,6 +196,10 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
     Returns:
         Binary mask: ids of the input's shape and dtype. Soft mask: float32 ``(B, K, *S)`` whose
         entries sum to 1 per pixel, less the weight of ignored pixels.
+
+    Raises:
+        MixMaskError: not an integer tensor of shape ``(B, *S)`` / ``(B, 1, *S)``, ids out of range, or a
+            soft mask without ``num_classes``.
     """
     if not isinstance(targets, Tensor):
         raise MixMaskError(f"expected dense targets as a torch.Tensor, but got {type(targets).__name__}")

@@ -49,6 +49,9 @@ def mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device 
 
     Returns:
         ``(mask, lam)``: ``mask`` is a float32 ``(B, *S)`` expanded view (no memory per pixel).
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
     shape = check_spatial_shape(spatial_shape)
     lam = _check_lam(lam).to(device=device, dtype=torch.float32)
@@ -62,8 +65,16 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
     The box has the image's aspect ratio (side ``S_d * (1 - lam) ** (1 / D)``), a centre drawn
     uniformly over the image, and is clipped to the image.
 
+    Args:
+        lam: ``(B,)`` drawn weights in [0, 1].
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator for the centres.
+
     Returns:
         ``(low, high)``: ``(B, D)`` int64 CPU tensors, the clipped box is ``low <= coord < high``.
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
     shape = check_spatial_shape(spatial_shape)
     lam = _check_lam(lam).to(dtype=torch.float64, device="cpu")
@@ -100,6 +111,9 @@ def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
 
     Returns:
         ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` float32 area outside the clipped box.
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
     shape = check_spatial_shape(spatial_shape)
     low, high = cutmix_boxes(lam, shape, generator)
@@ -263,6 +277,9 @@ def fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gener
 
     Returns:
         ``(mask, lam)``: bool ``(B, *S)`` (float32 when ``max_soft > 0``) and its ``(B,)`` mean.
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape, decay_power or max_soft.
     """
     shape = check_spatial_shape(spatial_shape)
     max_soft = check_finite_range("max_soft", max_soft, 0.0, 0.5)
@@ -298,6 +315,9 @@ def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: tor
 
     Returns:
         ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` kept fraction.
+
+    Raises:
+        MixMaskError: a bad batch size, shape, cell_size, keep_ratio or rotate (rotation is 2-D only).
     """
     batch_size = check_batch_size(batch_size)
     shape = check_spatial_shape(spatial_shape)

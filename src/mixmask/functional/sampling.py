@@ -87,6 +87,9 @@ def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairin
 
     Returns:
         ``(B,)`` int64 CPU tensor. For B = 1 it is ``[0]``.
+
+    Raises:
+        MixMaskError: an unknown pairing, or ``"other_class"`` without labels for B samples.
     """
     check_choice("pairing", pairing, PAIRINGS)
     if batch_size == 1:

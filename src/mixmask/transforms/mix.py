@@ -213,6 +213,9 @@ class MixTransform:
         Returns:
             :class:`MixResult` with ``inputs``, ``targets``, ``masks``, ``lam``, ``index``, ``mask``
             and ``params``.
+
+        Raises:
+            MixMaskError: bad inputs, labels or dense maps (see the kernels); nothing is modified.
         """
         if params is None:
             params = self.sample(inputs, labels)
