@@ -4,7 +4,10 @@ Loading PNGs (ImageMaskFolder) + joint v2 transforms (crop, flip, rotation, colo
 collation in DataLoader workers, then the same with each mixing method inside the collate
 (MixCollate, in place). Loaders are kept alive across epochs and timed in interleaved rounds
 (the median epoch of each is reported), so worker start-up and drifting machine load do not
-favour one configuration.
+favour one configuration. Then the same work in one process and one thread, step by step (fastest
+of ``--repeats`` calls, robust on a shared machine): per image, loading and the joint transform; per
+batch, collation and each mixing collate; the overhead is the extra time of a mixing collate over
+plain collation, relative to the work of a whole batch.
 
     .venv/bin/python benchmarks/segmentation_pipeline.py --count 256 --size 256 --workers 2
 """
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mask-dtype", choices=("int64", "uint8"), default="int64", help="dtype of the id maps")
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the id range check of each mixed batch (validate=False)")
+    parser.add_argument("--repeats", type=int, default=7, help="calls per step in the one-process breakdown")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the workers do the work; keep the main process out of their way
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
                     pass
                 times[name].append(time.perf_counter() - start)
         del loaders
+        breakdown = _breakdown(data, collates, args)
 
     base = images / statistics.median(times["none"])
     results = {"config": vars(args), "images_per_s": {}, "overhead_pct": {}}
@@ -89,10 +94,44 @@ def main(argv: list[str] | None = None) -> dict:
         results["overhead_pct"][name] = round(overhead, 1)
         spread = f"{images / max(epochs):.0f}..{images / min(epochs):.0f}"
         print(f"{name:<10}{rate:>10.1f}{overhead:>9.1f}%{spread:>22}")
+    print(f"one process, one thread, fastest of {args.repeats}: load {breakdown['load_ms']:.1f} ms + joint "
+          f"transform {breakdown['transform_ms']:.1f} ms per image; per batch of {args.batch_size}:")
+    for name, ms in breakdown["collate_ms"].items():
+        print(f"  {name:<10}{ms:>8.1f} ms  overhead {breakdown['overhead_pct'][name]:5.1f}%")
+    results["breakdown"] = breakdown
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return results
+
+
+def _fastest(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` calls of ``fn``, in ms."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best
+
+
+def _breakdown(data: ImageMaskFolder, collates: dict, args: argparse.Namespace) -> dict:
+    """Per-step costs in this process: load and transform per image, each collate per batch."""
+    from mixmask.data.folders import _to_tv
+
+    raw = data.transform
+    data.transform = None
+    load = _fastest(lambda: data[0], args.repeats)
+    sample = _to_tv(data[0])
+    transform = _fastest(lambda: raw(sample), args.repeats)
+    batch = [raw(_to_tv(data[i])) for i in range(args.batch_size)]
+    data.transform = raw
+    costs = {name: _fastest(lambda fn=fn: fn(batch), args.repeats) for name, fn in collates.items()}
+    work = args.batch_size * (load + transform) + costs["none"]
+    return {"load_ms": round(load, 2), "transform_ms": round(transform, 2),
+            "collate_ms": {k: round(v, 2) for k, v in costs.items()},
+            "overhead_pct": {k: round(100 * (v - costs["none"]) / work, 1) for k, v in costs.items()}}
 
 
 if __name__ == "__main__":
