@@ -24,9 +24,16 @@ __all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "f
 
 
 def _mask_mean(mask: Tensor) -> Tensor:
-    """``(B,)`` float32 mean of each sample's mask (bool masks are counted, several times faster)."""
+    """``(B,)`` float32 mean of each sample's mask.
+
+    Bool masks are summed as uint8 into int32: on CPU ``count_nonzero`` and a bool ``sum`` take 10-20x
+    longer for some row lengths (15 ms against 0.8 ms for 16 x 512 x 512).
+    """
     flat = mask.reshape(mask.shape[0], -1)
-    total = flat.count_nonzero(1) if mask.dtype == torch.bool else flat.sum(1, dtype=torch.float64)
+    if mask.dtype == torch.bool:
+        total = flat.view(torch.uint8).sum(1, dtype=torch.int32 if flat.shape[1] < 2**31 else torch.int64)
+    else:
+        total = flat.sum(1, dtype=torch.float64)
     return (total.double() / flat.shape[1]).float()
 
 
