@@ -109,13 +109,25 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report as markdown: the run's date, versions, machine, load and command, then the table."""
+    """The report as markdown: the run's date, versions, machine, load and command, then the table.
+
+    Rows of methods a library has no equivalent of are left out of the table and listed in one line.
+    """
     lines = [f"- {line}" for line in _header_lines(report)]
+    missing: dict[str, list[str]] = {}
+    for row in report["rows"]:
+        if row["status"] == "no equivalent":
+            methods = missing.setdefault(row["library"], [])
+            if row["method"] not in methods:
+                methods.append(row["method"])
+    if missing:
+        lines.append("- no equivalent: " + "; ".join(f"{lib}: {', '.join(m)}" for lib, m in missing.items()))
     lines += ["", "| " + " | ".join(h for h, _ in COLUMNS) + " |",
               "|" + "|".join("---" if h in ("size", "method", "library", "semantics") else "---:"
                              for h, _ in COLUMNS) + "|"]
-    for cells in table_cells(report):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    for row, cells in zip(report["rows"], table_cells(report)):
+        if row["status"] != "no equivalent":
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
