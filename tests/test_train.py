@@ -229,6 +229,7 @@ def test_resume_after_interrupted_epoch_repeats_the_uninterrupted_run(tmp_path):
     (["--folds", "3", "--fold", "3"], ["--fold must be in [0, 3)"]),
     (["--optimizer", "lion"], ["unknown optimizer 'lion'", "sgd", "adamw"]),
     (["--model", "unet"], ["segmentation"]),
+    (["--threads", "0"], ["--threads must be >= 1"]),
 ])
 def test_bad_input_is_a_clear_error_before_training(tmp_path, capsys, args, words):
     out = tmp_path / "run"

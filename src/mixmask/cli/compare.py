@@ -8,14 +8,15 @@ __all__ = ["add_parser"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mixmask.cli.train import config_from_args
+    from mixmask.cli.train import config_from_args, set_threads
     from mixmask.train.compare import compare
 
+    set_threads(args)
     base = config_from_args(args, out=args.out, resume=True, seed=args.seed)
     try:
         result = compare(base, args.mix, seeds=args.seeds)
     except KeyboardInterrupt:
-        print(f"mixmask compare: interrupted; run the same command again to continue (finished runs are kept)")
+        print("mixmask compare: interrupted; run the same command again to continue (finished runs are kept)")
         return 130
     print(f"mixmask compare: wrote {args.out}/compare.md, compare.json and compare.png "
           f"({len(result['methods'])} methods x {args.seeds} seeds)")

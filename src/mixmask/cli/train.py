@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-__all__ = ["add_parser", "add_training_arguments", "config_from_args"]
+__all__ = ["add_parser", "add_training_arguments", "config_from_args", "set_threads"]
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) -> None:
@@ -36,6 +36,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) ->
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1...")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads of this process "
+                        "(default: torch's; 1 is much faster on a machine whose cores are busy)")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (checked) to this process."""
+    from mixmask.errors import MixMaskError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MixMaskError(f"--threads must be >= 1, but got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def config_from_args(args: argparse.Namespace, **overrides):
@@ -50,6 +64,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
 def _run(args: argparse.Namespace) -> int:
     from mixmask.train import train
 
+    set_threads(args)
     cfg = config_from_args(args)
     try:
         summary = train(cfg)
