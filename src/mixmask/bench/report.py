@@ -61,8 +61,9 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
     memory = next((r["memory_kind"] for r in report["rows"] if r.get("memory_kind")), "n/a")
     return [
         f"date {report['date']} (UTC); python {v['python']}, torch {v['torch']}, mixmask {v['mixmask']}"
+        + (f" (git {v['mixmask_git']})" if v.get("mixmask_git") else "")
         + (f"; {peers}" if peers else "; no peers installed"),
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, device {cfg['device']}"
+        f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['threads']}, device {cfg['device']}"
         + (f" ({m['gpu']})" if m.get("gpu") else "") + f", dtype {cfg['dtype']}",
         f"load average (1, 5, 15 min) at start {load['start']}, at end {load['end']}",
         f"{cfg['rounds']} rounds, each job in a fresh process; memory: {memory}",
@@ -192,7 +193,7 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
                 names.append(name)
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
     cfg = report["config"]
-    fig.suptitle(f"mixmask bench: {cfg['device']}, {cfg['dtype']}, {report['machine']['threads']} threads, "
+    fig.suptitle(f"mixmask bench: {cfg['device']}, {cfg['dtype']}, torch threads {report['machine']['threads']}, "
                  f"{report['date'][:10]}")
     fig.tight_layout(rect=(0, 0.06 + 0.04 * math.ceil(len(names) / 4), 1, 1))
     path = Path(path)

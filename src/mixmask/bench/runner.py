@@ -256,11 +256,27 @@ def machine_info(config: BenchConfig) -> dict[str, Any]:
             "gpu": torch.cuda.get_device_name() if config.device == "cuda" else None}
 
 
+def _git_commit() -> str | None:
+    """The commit of the mixmask source tree (``+dirty`` with local changes), None outside a checkout."""
+    import subprocess
+
+    source = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", source, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", source, "status", "--porcelain", "--", ".."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
 def versions() -> dict[str, str | None]:
-    """Versions of python, torch, mixmask and each peer (None when not installed)."""
+    """Versions of python, torch, mixmask (and its git commit) and each peer (None when not installed)."""
     found = {"python": platform.python_version()}
     for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil"):
         found[dist] = _version(dist)
+    found["mixmask_git"] = _git_commit()
     return found
 
 
