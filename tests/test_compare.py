@@ -9,7 +9,7 @@ import pytest
 from mixmask.cli.main import main
 from mixmask.train.spec import spec_slug
 
-COMMON = ["compare", "--subset", "40", "--epochs", "1", "--batch-size", "16", "--no-progress"]
+COMMON = ["compare", "--subset", "30", "--epochs", "1", "--batch-size", "16", "--no-progress"]
 
 
 def test_compare_runs_each_spec_and_seed_then_skips_finished_runs(tmp_path, capsys):

@@ -140,9 +140,9 @@ def test_one_epoch_timm(tmp_path):
 
 
 def test_one_epoch_shapes_segmentation(tmp_path):
-    summary = train(TrainConfig(data="shapes", mix="cutmix", out=str(tmp_path), subset=24, epochs=1, batch_size=8,
-                                progress=False))
-    assert summary["model"] == "unet"
+    summary = train(TrainConfig(data="shapes", model="unet:width=8", mix="mixup", out=str(tmp_path), subset=20,
+                                epochs=1, batch_size=8, progress=False))
+    assert summary["model"] == "unet:width=8"
     assert set(summary["test_iou_per_class"]) == {"background", "rectangle", "ellipse", "triangle"}
     assert 0.0 <= summary["test_miou"] <= 1.0
     _check_outputs(tmp_path, segmentation=True)
