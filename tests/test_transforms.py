@@ -202,6 +202,19 @@ def test_cuda_matches_cpu_draw(method):
         torch.testing.assert_close(gpu.inputs.cpu(), cpu.inputs)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ALL)
+def test_cuda_call_makes_no_host_sync(method):
+    x, y, seg = (t.cuda() for t in data(6, (16, 16)))
+    transform = make(method, seed=11, num_classes=4)
+    transform(x, y, masks=seg)  # first call: caches (spectrum scale, pinned buffers) may sync once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        transform(x, y, masks=seg)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_repr_is_readable():
     assert repr(MixUp(alpha=0.4, num_classes=10)) == "MixUp(alpha=0.4, num_classes=10)"
     assert repr(FMix(max_soft=0.1)) == "FMix(alpha=1.0, decay_power=3.0, max_soft=0.1)"

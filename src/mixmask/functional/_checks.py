@@ -97,3 +97,19 @@ def device_generator(generator: torch.Generator, device: torch.device) -> torch.
         return generator
     seed = int(torch.randint(0, 2**62, (), generator=generator))
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def to_device(tensor: Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> Tensor:
+    """``tensor.to(device, dtype)`` that never blocks the host: CPU→CUDA copies go through pinned memory.
+
+    A plain copy from pageable host memory synchronises with the device; the parameters of a draw
+    (B values) are copied this way so a call makes no host-device synchronisation.
+    """
+    device = torch.device(device)
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    if tensor.device == device:
+        return tensor
+    if tensor.device.type == "cpu" and device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

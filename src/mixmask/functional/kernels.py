@@ -205,12 +205,15 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
         raise MixMaskError(f"expected dense targets as a torch.Tensor, but got {type(targets).__name__}")
     ids, had_channel = _dense_ids(targets, params)
     if _values_checked(ids, validate) and ids.numel():
-        labelled = ids if ignore_index is None else ids[ids != ignore_index]
-        if labelled.numel() and (int(labelled.min()) < 0 or (num_classes is not None and int(labelled.max()) >= num_classes)):
+        bad = ids < 0 if num_classes is None else (ids < 0) | (ids >= num_classes)
+        if ignore_index is not None:
+            bad &= ids != ignore_index
+        if bool(bad.any()):  # comparisons only (no copy of the map) unless there is an error to report
             bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
             extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
-            raise MixMaskError(f"expected dense ids in {bound}{extra}, but got values from "
-                               f"{int(labelled.min())} to {int(labelled.max())}")
+            wrong = ids[bad].unique()
+            raise MixMaskError(f"expected dense ids in {bound}{extra}, but got {wrong.numel()} other value(s): "
+                               f"{wrong[:10].tolist()}")
     params = params.to(ids.device)
     erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
     mask = _compact(params.mask)
@@ -227,10 +230,12 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
         raise MixMaskError("a soft mask turns dense targets into per-pixel soft targets, which needs "
                            "num_classes, but got None")
     valid = ids != ignore_index if ignore_index is not None else torch.ones_like(ids, dtype=torch.bool)
-    onehot = F.one_hot(torch.where(valid, ids, 0).long(), num_classes).float() * valid[..., None]
-    onehot = onehot.movedim(-1, 1)
-    partner = onehot.index_select(0, params.index)
-    if params.any_erase:
-        kept = torch.zeros_like(onehot) if ignore_index is not None else onehot
-        partner = torch.where(erase.unsqueeze(1), kept, partner)
-    return torch.lerp(partner, onehot, mask.float().unsqueeze(1))
+    own_ids = torch.where(valid, ids, 0).long()
+    partner_ids, partner_valid = own_ids.index_select(0, params.index), valid.index_select(0, params.index)
+    if params.any_erase:  # GridMask: the hidden part keeps the sample's own ids, or is ignored
+        partner_ids = torch.where(erase, own_ids, partner_ids)
+        partner_valid = torch.where(erase, valid & (ignore_index is None), partner_valid)
+    weight = mask.float().expand(ids.shape)
+    soft = torch.zeros((ids.shape[0], num_classes, *ids.shape[1:]), dtype=torch.float32, device=ids.device)
+    soft.scatter_add_(1, own_ids.unsqueeze(1), (weight * valid).unsqueeze(1))
+    return soft.scatter_add_(1, partner_ids.unsqueeze(1), ((1.0 - weight) * partner_valid).unsqueeze(1))

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_batch_size, check_finite_range, check_positive, check_spatial_shape
+from mixmask.functional._checks import (check_batch_size, check_finite_range, check_positive, check_spatial_shape,
+                                        to_device)
 from mixmask.functional._memory import empty
 
 __all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
@@ -61,7 +62,7 @@ def mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device 
         MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
     shape = check_spatial_shape(spatial_shape)
-    lam = _check_lam(lam).to(device=device, dtype=torch.float32)
+    lam = to_device(_check_lam(lam), device, torch.float32)
     mask = lam.view(-1, *([1] * len(shape))).expand(-1, *shape)
     return mask, lam
 
@@ -97,7 +98,7 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
 def _box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
     """``(B, *S)`` bool, True outside each sample's box (one full-size pass: ``~in_1 | ... | ~in_D``)."""
     outside = None
-    low, high = low.to(device), high.to(device)
+    low, high = to_device(low, device), to_device(high, device)
     for d, size in enumerate(shape):
         coord = torch.arange(size, device=device)
         axis = (coord < low[:, d, None]) | (coord >= high[:, d, None])
@@ -126,7 +127,7 @@ def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
     low, high = cutmix_boxes(lam, shape, generator)
     mask = _box_masks(low, high, shape, device)
     box_volume = (high - low).prod(1).double()
-    lam_used = (1.0 - box_volume / math.prod(shape)).to(device=device, dtype=torch.float32)
+    lam_used = to_device(1.0 - box_volume / math.prod(shape), device, torch.float32)
     return mask, lam_used
 
 
@@ -252,9 +253,9 @@ def _sort_rows(values: Tensor) -> Tensor:
 def _kth_largest(values: Tensor, counts: Tensor) -> Tensor:
     """``(B,)`` the ``counts[i]``-th largest entry of row ``i`` of ``values`` ``(B, N)``; +inf where 0."""
     n = values.shape[1]
-    position = (n - counts).clamp(max=n - 1).to(values.device)
+    position = to_device((n - counts).clamp(max=n - 1), values.device)
     kth = _sort_rows(values).gather(1, position[:, None])[:, 0]
-    return torch.where(counts.to(values.device) > 0, kth, torch.full_like(kth, math.inf))
+    return torch.where(to_device(counts > 0, values.device), kth, torch.full_like(kth, math.inf))
 
 
 def _soft_from_ranks(values: Tensor, counts: Tensor, lam: Tensor, max_soft: float) -> Tensor:
@@ -263,10 +264,10 @@ def _soft_from_ranks(values: Tensor, counts: Tensor, lam: Tensor, max_soft: floa
     order = torch.argsort(values, dim=1, descending=True)
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=values.device).expand(b, n))
     soft = (n * torch.minimum(torch.full_like(lam, max_soft), torch.minimum(lam, 1.0 - lam))).long()
-    low = (counts - soft).to(values.device)[:, None]
-    width = (2 * soft).to(values.device)[:, None]
+    low = to_device(counts - soft, values.device)[:, None]
+    width = to_device(2 * soft, values.device)[:, None]
     ramp = (1.0 - (ranks - low).float() / (width - 1).clamp_min(1).float()).clamp_(0.0, 1.0)
-    return torch.where(width > 0, ramp, (ranks < counts.to(values.device)[:, None]).float())
+    return torch.where(width > 0, ramp, (ranks < to_device(counts, values.device)[:, None]).float())
 
 
 def fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator, *,
@@ -344,12 +345,12 @@ def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: tor
     offsets = torch.rand(batch_size, dims, generator=generator, dtype=torch.float64) * cells
     angles = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * 2 - 1) * math.radians(rotate)
     dropped_side = (1.0 - keep_ratio) * cells
-    cells, offsets, dropped_side = (t.to(device=device, dtype=torch.float32) for t in (cells, offsets, dropped_side))
+    cells, offsets, dropped_side = (to_device(t, device, torch.float32) for t in (cells, offsets, dropped_side))
     coords = [torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2 for n in shape]
     view = [[-1] + [n if k == d else 1 for k, n in enumerate(shape)] for d in range(dims)]
     if rotate > 0:
-        cos = angles.cos().to(device=device, dtype=torch.float32).view(-1, 1, 1)
-        sin = angles.sin().to(device=device, dtype=torch.float32).view(-1, 1, 1)
+        cos = to_device(angles.cos(), device, torch.float32).view(-1, 1, 1)
+        sin = to_device(angles.sin(), device, torch.float32).view(-1, 1, 1)
         y, x = coords[0].view(1, -1, 1), coords[1].view(1, 1, -1)
         coords = [cos * y - sin * x, sin * y + cos * x]
     else:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
+from mixmask.functional._checks import to_device
 
 __all__ = ["METHODS", "MixParams"]
 
@@ -84,7 +85,7 @@ class MixParams:
     @property
     def erase(self) -> Tensor:
         """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask)."""
-        return (self.method == GRIDMASK_ID).to(self.mask.device)
+        return to_device(self.method == GRIDMASK_ID, self.mask.device)
 
     @property
     def any_erase(self) -> bool:
@@ -103,7 +104,8 @@ class MixParams:
 
     def to(self, device: torch.device | str) -> MixParams:
         """The same draw with its tensors on ``device`` (``method`` stays on the CPU)."""
-        return MixParams(self.index.to(device), self.lam.to(device), self.mask.to(device), self.method, self.fill)
+        return MixParams(to_device(self.index, device), to_device(self.lam, device), to_device(self.mask, device),
+                         self.method, self.fill)
 
     def __repr__(self) -> str:
         names = sorted({METHODS[i] for i in self.method.tolist()})

@@ -13,7 +13,7 @@ from torch import Tensor
 from mixmask.errors import MixMaskError
 from mixmask.functional import masks as M
 from mixmask.functional._checks import (as_generator, check_batch, check_choice, check_finite_range,
-                                        check_positive, device_generator)
+                                        check_positive, device_generator, to_device)
 from mixmask.functional.kernels import mix_class_targets, mix_dense_targets, mix_inputs
 from mixmask.functional.params import METHODS, MixParams
 from mixmask.functional.sampling import PAIRINGS, Pairing, sample_lam, sample_partners
@@ -172,10 +172,10 @@ class MixTransform:
             binary = all(part[0].dtype == torch.bool for part in parts.values())
             mask = torch.ones((batch, *spatial), dtype=torch.bool if binary else torch.float32, device=device)
             for m, (part_mask, part_lam) in parts.items():
-                rows = (method == METHODS.index(m)).nonzero()[:, 0].to(device)
+                rows = to_device((method == METHODS.index(m)).nonzero()[:, 0], device)
                 mask.index_copy_(0, rows, part_mask.to(mask.dtype))
                 lam.index_copy_(0, rows, part_lam)
-        return MixParams(index.to(device), lam, mask, method, fill)
+        return MixParams(to_device(index, device), lam, mask, method, fill)
 
     def apply(self, params: MixParams, inputs: Tensor, labels: Tensor | None = None, *,
               num_classes: int | None = None, masks: Tensor | None = None, inplace: bool = False,
