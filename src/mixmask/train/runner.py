@@ -510,8 +510,8 @@ def _segmentation_png(run: _Run, path: Path, title: str) -> None:
     from mixmask.viz.training import plot_segmentation
 
     count = min(4, len(run.data.test))
-    x, y = _collate_for(run.data.test)([run.data.test[i] for i in range(count)]) if _collate_for(run.data.test) \
-        is default_collate else run.data.test.__getitems__(list(range(count)))
+    items = [run.data.test[i] for i in range(count)]
+    x, y = torch.stack([image for image, _ in items]), torch.stack([ids for _, ids in items])
     run.model.eval()
     pred = run.model(run.norm(x.to(run.ctx.device))).argmax(1).cpu()
     plot_segmentation(x, y, pred, path, run.num_classes, f"test predictions · {title}")
