@@ -24,14 +24,14 @@ def test_compare_runs_each_spec_and_seed_then_skips_finished_runs(tmp_path, caps
     methods = result["methods"]
     assert list(methods) == ["none", "mixup:alpha=0.4", "choice(cutmix,gridmask)"]
     for spec, m in methods.items():
-        assert m["seeds"] == [7, 8] and len(m["test_acc"]) == 2
-        assert m["test_acc_mean"] == pytest.approx(sum(m["test_acc"]) / 2)
-        assert m["gain_over_none"] == pytest.approx(m["test_acc_mean"] - methods["none"]["test_acc_mean"])
+        assert m["seeds"] == [7, 8] and len(m["score"]) == 2
+        assert m["score_mean"] == pytest.approx(sum(m["score"]) / 2)
+        assert m["gain_over_none"] == pytest.approx(m["score_mean"] - methods["none"]["score_mean"])
         summary = json.loads((out / spec_slug(spec) / "seed8" / "summary.json").read_text())
-        assert summary["mix"] == spec and summary["seed"] == 8 and m["test_acc"][1] == summary["test_acc"]
-    assert methods["none"]["gain_over_none"] == 0.0
+        assert summary["mix"] == spec and summary["seed"] == 8 and m["score"][1] == summary["test_acc"]
+    assert methods["none"]["gain_over_none"] == 0.0 and result["metric"] == "test_acc"
     table = (out / "compare.md").read_text()
-    assert "| `mixup:alpha=0.4` |" in table and "1 epochs" in table and "2 per method" in table
+    assert "| `mixup:alpha=0.4` |" in table and "| test accuracy (mean ± std) | test error |" in table and "1 epochs" in table and "2 per method" in table
     from PIL import Image
 
     with Image.open(out / "compare.png") as image:
@@ -64,3 +64,14 @@ def test_compare_refuses_a_folder_made_with_another_config(tmp_path, capsys):
     changed = [("8" if a == "16" else a) for a in COMMON]
     assert main(changed + ["--mix", "none", "--seeds", "1", "--out", out]) == 2
     assert "batch_size: saved 16, now 8" in capsys.readouterr().err
+
+
+def test_compare_segmentation_ranks_by_mean_iou(tmp_path):
+    out = tmp_path / "seg"
+    assert main(["compare", "--data", "shapes", "--model", "unet:width=8", "--subset", "20", "--epochs", "1",
+                 "--batch-size", "8", "--no-progress", "--mix", "none,cutmix", "--seeds", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["metric"] == "test_miou"
+    summary = json.loads((out / "cutmix" / "seed0" / "summary.json").read_text())
+    assert result["methods"]["cutmix"]["score"] == [summary["test_miou"]]
+    assert "| test mean IoU (mean ± std) | gain over none |" in (out / "compare.md").read_text()

@@ -18,6 +18,9 @@ from mixmask.train.spec import parse_mix, spec_slug, split_specs
 __all__ = ["compare", "summarize"]
 
 
+_LABELS = {"test_acc": "test accuracy", "test_miou": "test mean IoU"}
+
+
 def _run_dir(out: Path, spec: str, seed: int) -> Path:
     return out / spec_slug(spec) / f"seed{seed}"
 
@@ -87,10 +90,12 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
         seeds: the seeds of each SPEC.
 
     Returns:
-        ``{"methods": {spec: {...}}, "seeds": [...], ...}`` with test accuracy mean/std per method,
+        ``{"metric": ..., "methods": {spec: {...}}, "seeds": [...], ...}``: per method the scores
+        (test accuracy, or test mean IoU for segmentation) of each seed, their mean and sample std,
         the gain over ``none`` (when present), per-epoch curves and timings.
     """
     methods: dict[str, Any] = {}
+    metric = "test_acc"
     for spec in specs:
         rows = []
         for seed in seeds:
@@ -98,32 +103,31 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
             summary = json.loads((folder / "summary.json").read_text())
             history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line]
             rows.append((summary, history))
-        acc = [s["test_acc"] for s, _ in rows]
-        best = [s.get("test_acc_at_best_val", s["test_acc"]) for s, _ in rows]
-        mean, std = _mean_std(acc)
+        metric = "test_miou" if rows[0][0].get("task") == "segmentation" else "test_acc"
+        score = [s[metric] for s, _ in rows]
+        best = [s.get(f"{metric}_at_best_val", s[metric]) for s, _ in rows]
+        mean, std = _mean_std(score)
         best_mean, best_std = _mean_std(best)
         epoch_s = [float(np.median([h["epoch_seconds"] for h in hist])) for _, hist in rows]
         methods[spec] = {
-            "seeds": seeds, "test_acc": acc, "test_acc_mean": mean, "test_acc_std": std,
-            "test_error_mean": 1.0 - mean, "test_acc_at_best_val": best, "test_acc_at_best_val_mean": best_mean,
-            "test_acc_at_best_val_std": best_std,
+            "seeds": seeds, "score": score, "score_mean": mean, "score_std": std,
+            "score_at_best_val": best, "score_at_best_val_mean": best_mean, "score_at_best_val_std": best_std,
             "seconds_per_epoch": float(np.median(epoch_s)),
             "mix_share_of_step": float(np.mean([s["mix_share_of_step"] for s, _ in rows])),
             "run_seconds": [float(sum(h["epoch_seconds"] for h in hist)) for _, hist in rows],
-            "curves": {"test_acc": [[h["test_acc"] for h in hist] for _, hist in rows],
-                       "val_acc": [[h.get("val_acc") for h in hist] for _, hist in rows],
+            "curves": {"score": [[h[metric] for h in hist] for _, hist in rows],
                        "train_loss": [[h["train_loss"] for h in hist] for _, hist in rows]},
+            "epochs": rows[0][0]["epochs"], "model": rows[0][0]["model"], "data": rows[0][0]["data"],
         }
-        methods[spec]["epochs"] = rows[0][0]["epochs"]
-        methods[spec]["model"] = rows[0][0]["model"]
-        methods[spec]["data"] = rows[0][0]["data"]
+        if metric == "test_acc":
+            methods[spec]["test_error_mean"] = 1.0 - mean
     if "none" in methods:
         ref = methods["none"]
-        for spec, m in methods.items():
-            n1, n2 = len(m["test_acc"]), len(ref["test_acc"])
-            m["gain_over_none"] = m["test_acc_mean"] - ref["test_acc_mean"]
-            m["gain_stderr"] = math.sqrt(m["test_acc_std"] ** 2 / n1 + ref["test_acc_std"] ** 2 / n2)
-    return {"methods": methods, "seeds": seeds, "out": str(out),
+        for m in methods.values():
+            n1, n2 = len(m["score"]), len(ref["score"])
+            m["gain_over_none"] = m["score_mean"] - ref["score_mean"]
+            m["gain_stderr"] = math.sqrt(m["score_std"] ** 2 / n1 + ref["score_std"] ** 2 / n2)
+    return {"metric": metric, "metric_label": _LABELS[metric], "methods": methods, "seeds": seeds, "out": str(out),
             "total_run_seconds": float(sum(sum(m["run_seconds"]) for m in methods.values()))}
 
 
@@ -137,20 +141,24 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     header = (f"data `{first['data']}`, model `{first['model']}`, {first['epochs']} epochs, seeds "
               f"{seeds[0]}..{seeds[-1]} ({len(seeds)} per method), training + evaluation time "
               f"{result['total_run_seconds'] / 60:.1f} min in all")
-    lines = [f"# mixmask compare", "", header, "",
-             "| mix | test accuracy (mean ± std) | test error | gain over none | test acc. at best val | s/epoch | mixing share of step |",
-             "|---|---|---|---|---|---|---|"]
+    label = result["metric_label"]
+    error = "test_error_mean" in first
+    lines = ["# mixmask compare", "", header, "",
+             f"| mix | {label} (mean ± std) |" + (" test error |" if error else "") +
+             f" gain over none | {label} at best val | s/epoch | mixing share of step |",
+             "|---|---|" + ("---|" if error else "") + "---|---|---|---|"]
     for spec, m in methods.items():
         gain = (f"{100 * m['gain_over_none']:+.2f} ± {100 * m['gain_stderr']:.2f} pp" if "gain_over_none" in m
                 else "n/a")
-        lines.append(f"| `{spec}` | {100 * m['test_acc_mean']:.2f} ± {100 * m['test_acc_std']:.2f} % | "
-                     f"{100 * m['test_error_mean']:.2f} % | {gain} | {100 * m['test_acc_at_best_val_mean']:.2f} ± "
-                     f"{100 * m['test_acc_at_best_val_std']:.2f} % | {m['seconds_per_epoch']:.1f} | "
-                     f"{100 * m['mix_share_of_step']:.1f} % |")
-    lines += ["", "Test accuracy of the last epoch on the held-out test split (clean data); std is the sample "
-              "standard deviation over seeds; the gain's ± is the standard error of the difference of means.", ""]
+        lines.append(f"| `{spec}` | {100 * m['score_mean']:.2f} ± {100 * m['score_std']:.2f} % | "
+                     + (f"{100 * m['test_error_mean']:.2f} % | " if error else "")
+                     + f"{gain} | {100 * m['score_at_best_val_mean']:.2f} ± {100 * m['score_at_best_val_std']:.2f} % | "
+                     f"{m['seconds_per_epoch']:.1f} | {100 * m['mix_share_of_step']:.1f} % |")
+    lines += ["", f"{label[0].upper() + label[1:]} of the last epoch on the held-out test split (clean data); std is "
+              "the sample standard deviation over seeds; the gain's ± is the standard error of the difference of "
+              "means.", ""]
     (out / "compare.md").write_text("\n".join(lines))
     _save_json(out / "compare.json", result)
-    plot_compare({s: m["curves"]["test_acc"] for s, m in methods.items()},
-                 {s: m["test_acc"] for s, m in methods.items()}, out / "compare.png", "test accuracy",
+    plot_compare({s: m["curves"]["score"] for s, m in methods.items()},
+                 {s: m["score"] for s, m in methods.items()}, out / "compare.png", label,
                  header.split(", training")[0].replace("`", ""))

@@ -406,13 +406,15 @@ class _Run:
             summary["val_predictions"] = val["pred"].tolist()
         best_path = self.out / "best.pt"
         _barrier(self.ctx)
-        if self.best["epoch"] == len(self.history):
-            summary["test_acc_at_best_val"] = last["acc"]
-        elif best_path.exists():
+        at_best = last
+        if self.best["epoch"] != len(self.history) and best_path.exists():
             current = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
-            summary["test_acc_at_best_val"] = self.evaluate(data.test, self.test_idx)["acc"]
+            at_best = self.evaluate(data.test, self.test_idx)
             self.model.load_state_dict(current)
+        summary["test_acc_at_best_val"] = at_best["acc"]
+        if self.segmentation:
+            summary["test_miou_at_best_val"] = at_best["miou"]
         if self.ctx.main:
             _reports(self, last, summary)
             _save_json(self.out / "summary.json", summary)
