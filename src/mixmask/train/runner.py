@@ -267,7 +267,18 @@ class _Run:
             x = self.norm(x.to(ctx.device, non_blocking=True))
             y = y.to(ctx.device, non_blocking=True)
             tick = time.perf_counter()
-            x, target = self._mix(x, y, generator)
+            if ctx.device.type == "cpu" and torch.get_num_threads() > 1:
+                # a mixing draw is a few dozen small ops (FMix: a small FFT and a sort): on the CPU,
+                # intra-op threads cost more than they give there (FMix at 2 threads: 22 % of a
+                # digits step, at 1 thread: 6 %)
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    x, target = self._mix(x, y, generator)
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                x, target = self._mix(x, y, generator)
             mix_seconds += time.perf_counter() - tick
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext():
                 logits = self.net(x)
