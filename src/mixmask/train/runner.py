@@ -267,7 +267,7 @@ class _Run:
             x = self.norm(x.to(ctx.device, non_blocking=True))
             y = y.to(ctx.device, non_blocking=True)
             tick = time.perf_counter()
-            if ctx.device.type == "cpu" and torch.get_num_threads() > 1:
+            if self.mix is not None and ctx.device.type == "cpu" and torch.get_num_threads() > 1:
                 # a mixing draw is a few dozen small ops (FMix: a small FFT and a sort): on the CPU,
                 # intra-op threads cost more than they give there (FMix at 2 threads: 22 % of a
                 # digits step, at 1 thread: 6 %)
