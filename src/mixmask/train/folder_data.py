@@ -144,4 +144,5 @@ def load_folder_data(kind: str, path: str, limit: int | None = None) -> Any:
         return _shapes(limit)
     if not Path(path).expanduser().is_dir():
         raise MixMaskError(f"--data {kind}:{path}: expected a folder, but {path!r} does not exist or is not a folder")
+    path = str(Path(path).expanduser())
     return _class_folder(path) if kind == "folder" else _seg_folder(path)
