@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-import mixmask.transforms.collate as collate_module
+import mixmask.streams as streams
 from mixmask import CutMix, FMix, GridMask, MixCollate, MixMaskError, MixUp, RandomChoice
 
 
@@ -55,10 +55,10 @@ def test_workers_draw_from_distinct_streams_and_runs_reproduce():
 def test_ranks_draw_from_distinct_streams(monkeypatch):
     collate = MixCollate(FMix(num_classes=4), seed=3)
     rank0 = run(collate, workers=0)
-    monkeypatch.setattr(collate_module, "_rank", lambda: 1)
+    monkeypatch.setattr(streams, "_rank", lambda: 1)
     rank1 = run(MixCollate(FMix(num_classes=4), seed=3), workers=0)
     assert not torch.equal(rank0[0][0], rank1[0][0])
-    monkeypatch.setattr(collate_module, "_rank", lambda: 0)
+    monkeypatch.setattr(streams, "_rank", lambda: 0)
     again = run(MixCollate(FMix(num_classes=4), seed=3), workers=0)
     assert torch.equal(rank0[0][0], again[0][0])
 

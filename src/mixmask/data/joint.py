@@ -12,21 +12,14 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_finite_range
 from mixmask.data.shapes import IGNORE_INDEX
+from mixmask.streams import ProcessStream
 
 __all__ = ["JointTransform", "joint_transforms"]
-
-
-def _rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
 
 
 class JointTransform:
@@ -59,30 +52,17 @@ class JointTransform:
             raise MixMaskError(f"seed must be a non-negative int or None, but got {seed!r}")
         self.transform = transform
         self.seed = int(torch.Generator().seed() >> 1) if seed is None else seed
-        self._stream_key: tuple[int | None, int] | None = None
-        self._generator: torch.Generator | None = None
+        self._stream = ProcessStream(self.seed)
 
     def generator(self) -> torch.Generator:
         """The stream of this process: one per (worker seed, rank)."""
-        info = get_worker_info()
-        key = (None if info is None else info.seed, _rank())
-        if key != self._stream_key or self._generator is None:
-            entropy = [self.seed, -1 if info is None else info.seed, key[1]]
-            state = np.random.SeedSequence([abs(e) for e in entropy] + [int(e < 0) for e in entropy])
-            self._generator = torch.Generator().manual_seed(int(state.generate_state(1, np.uint64)[0] >> 1))
-            self._stream_key = key
-        return self._generator
+        return self._stream()
 
     def __call__(self, sample: Any) -> Any:
         seed = int(torch.randint(0, 2**62, (), generator=self.generator()))
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             return self.transform(sample)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.update(_generator=None, _stream_key=None)
-        return state
 
     def __repr__(self) -> str:
         inner = "\n".join("  " + line for line in repr(self.transform).splitlines())

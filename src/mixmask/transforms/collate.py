@@ -5,22 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data import default_collate
 
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_choice
+from mixmask.streams import ProcessStream
 from mixmask.transforms.mix import MixTransform
 
 __all__ = ["MixCollate"]
-
-
-def _rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
 
 
 class MixCollate:
@@ -54,20 +48,12 @@ class MixCollate:
         self.targets = check_choice("targets", targets, ("labels", "masks"))
         self.collate_fn = collate_fn
         self.seed = transform.generator.initial_seed() if seed is None else int(seed)
-        self._stream_key: tuple[int | None, int] | None = None
-        self._generator: torch.Generator | None = None
+        self._stream = ProcessStream(self.seed)
         self._workspace: Tensor | None = None
 
     def generator(self) -> torch.Generator:
         """The stream of this process: one per (worker seed, rank), re-seeded each epoch."""
-        info = get_worker_info()
-        key = (None if info is None else info.seed, _rank())
-        if key != self._stream_key:
-            entropy = [self.seed, -1 if info is None else info.seed, key[1]]
-            state = np.random.SeedSequence([abs(e) for e in entropy] + [int(e < 0) for e in entropy])
-            self._generator = torch.Generator().manual_seed(int(state.generate_state(1, np.uint64)[0] >> 1))
-            self._stream_key = key
-        return self._generator
+        return self._stream()
 
     def _workspace_like(self, inputs: Tensor) -> Tensor:
         ws = self._workspace
@@ -102,7 +88,7 @@ class MixCollate:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_workspace=None, _generator=None, _stream_key=None)
+        state.update(_workspace=None)
         return state
 
     def __repr__(self) -> str:
