@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
@@ -120,7 +119,9 @@ def _class_targets(targets: Tensor, num_classes: int | None, validate: bool | No
                 int(targets.min()) < 0 or int(targets.max()) >= num_classes):
             raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from "
                                f"{int(targets.min())} to {int(targets.max())}")
-        return F.one_hot(targets.long(), num_classes).float()
+        # one-hot rows written straight into float32 (no int64 (B, K) intermediate)
+        return torch.zeros((targets.shape[0], num_classes), device=targets.device).scatter_(
+            1, targets.long()[:, None], 1.0)
     if targets.ndim != 2:
         raise MixMaskError(f"expected labels as (B,) int ids or (B, K) targets, but got shape {tuple(targets.shape)}")
     if num_classes is not None and targets.shape[1] != num_classes:
@@ -160,7 +161,8 @@ def mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
     if eps > 0:
         soft = soft * (1.0 - eps) + (eps / 2 if multi_label else eps / soft.shape[1])
     index, weight = params.index.to(soft.device), params.label_lam.to(soft.device, soft.dtype)
-    return torch.lerp(soft.index_select(0, index), soft, weight[:, None])
+    partner = soft.index_select(0, index)
+    return torch.lerp(partner, soft, weight[:, None], out=partner)
 
 
 def _dense_ids(targets: Tensor, params: MixParams) -> tuple[Tensor, bool]:

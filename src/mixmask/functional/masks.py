@@ -41,7 +41,7 @@ def _mask_mean(mask: Tensor) -> Tensor:
 def _check_lam(lam: Tensor) -> Tensor:
     if not isinstance(lam, Tensor) or lam.ndim != 1 or lam.numel() == 0:
         raise MixMaskError(f"expected lam as a non-empty (B,) tensor, but got {lam!r}")
-    if not bool(torch.isfinite(lam).all()) or bool((lam < 0).any()) or bool((lam > 1).any()):
+    if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
         raise MixMaskError(f"expected every lam in [0, 1], but got {lam.tolist()}")
     return lam
 
@@ -61,8 +61,13 @@ def mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device 
     Raises:
         MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
+    return _mixup_masks(_check_lam(lam), spatial_shape, device)
+
+
+def _mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """:func:`mixup_masks` for weights the library drew itself (in range by construction, not checked)."""
     shape = check_spatial_shape(spatial_shape)
-    lam = to_device(_check_lam(lam), device, torch.float32)
+    lam = to_device(lam, device, torch.float32)
     mask = lam.view(-1, *([1] * len(shape))).expand(-1, *shape)
     return mask, lam
 
@@ -84,8 +89,13 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
     Raises:
         MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
+    return _cutmix_boxes(_check_lam(lam), spatial_shape, generator)
+
+
+def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """:func:`cutmix_boxes` for weights the library drew itself (not checked)."""
     shape = check_spatial_shape(spatial_shape)
-    lam = _check_lam(lam).to(dtype=torch.float64, device="cpu")
+    lam = lam.to(dtype=torch.float64, device="cpu")
     sizes = torch.tensor(shape, dtype=torch.float64)
     sides = torch.round(sizes * (1.0 - lam[:, None]) ** (1.0 / len(shape))).long()
     centres = (torch.rand(lam.shape[0], len(shape), generator=generator, dtype=torch.float64) * sizes).long()
@@ -123,8 +133,14 @@ def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
     Raises:
         MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
     """
+    return _cutmix_masks(_check_lam(lam), spatial_shape, generator, device)
+
+
+def _cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
+                  device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """:func:`cutmix_masks` for weights the library drew itself (not checked)."""
     shape = check_spatial_shape(spatial_shape)
-    low, high = cutmix_boxes(lam, shape, generator)
+    low, high = _cutmix_boxes(lam, shape, generator)
     mask = _box_masks(low, high, shape, device)
     box_volume = (high - low).prod(1).double()
     lam_used = to_device(1.0 - box_volume / math.prod(shape), device, torch.float32)
@@ -136,13 +152,17 @@ def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
 _BLOCK = 16
 
 
-def _run_blocks(work: Callable[[int], None], count: int) -> None:
+#: Below this many elements of work a CPU stage runs on the calling thread: starting threads costs more.
+_SMALL_WORK = 1 << 18
+
+
+def _run_blocks(work: Callable[[int], None], count: int, size: int) -> None:
     """Call ``work(k)`` for the ``count`` blocks, on up to ``torch.get_num_threads()`` threads.
 
     For CPU work that runs on one thread inside torch or numpy (random draws, numpy's sort), which
-    both release the GIL.
+    both release the GIL. ``size`` (elements in all) below :data:`_SMALL_WORK` runs on this thread.
     """
-    threads = min(torch.get_num_threads(), count)
+    threads = min(torch.get_num_threads(), count) if size >= _SMALL_WORK else 1
     if threads <= 1:
         for k in range(count):
             work(k)
@@ -229,32 +249,81 @@ def _spectra(batch_size: int, scale: Tensor, generator: torch.Generator) -> Tens
         torch.randn(block.shape, generator=torch.Generator().manual_seed(seeds[k]), out=block)
         block.mul_(scale[..., None])
 
-    _run_blocks(draw, len(seeds))
+    _run_blocks(draw, len(seeds), noise.numel())
     return noise
 
 
-def _sort_rows(values: Tensor) -> Tensor:
-    """``values`` ``(B, N)`` sorted ascending along each row, as a new tensor.
+#: Rows shorter than this are sorted whole to select their threshold.
+_SELECT_MIN = 4096
+#: Entries of each row's strided sample used to bracket its threshold.
+_SAMPLE = 2048
+#: Half-width of the bracket, in ranks of the strided sample.
+_MARGIN = 32
 
-    On CPU numpy's sort (SIMD) is several times faster than ``torch.sort``; blocks of rows are
-    sorted in place in a copy, on several threads.
+
+@functools.lru_cache(maxsize=8)
+def _sample_index(n: int) -> np.ndarray:
+    """:data:`_SAMPLE` flat indices spread over ``[0, n)`` by the golden-ratio sequence.
+
+    A plain stride would line up with the image's rows, columns or planes, and a smooth image
+    sampled along a few lines gives poor estimates of its quantiles.
     """
-    if values.device.type != "cpu":
-        return torch.sort(values, dim=1).values
-    out = empty(values.shape, values.dtype).copy_(values).numpy()
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    return (np.arange(_SAMPLE) * golden % 1.0 * n).astype(np.int64)
 
-    def sort_block(k: int) -> None:
-        out[k * _BLOCK:(k + 1) * _BLOCK].sort(axis=1)
 
-    _run_blocks(sort_block, -(-out.shape[0] // _BLOCK))
-    return torch.from_numpy(out)
+def _select_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``values[i]`` sorted ascending at ``position[i]``, for each row of ``values`` ``(b, N)``.
+
+    Exact, without sorting the rows: a fixed sample of each row gives a bracket ``[lo, hi]`` of
+    values around the wanted rank; with ``above`` values greater than ``hi`` and the bracket holding
+    the wanted rank, the answer is the matching rank among the few values inside the bracket. A row
+    whose bracket misses its rank is partitioned whole.
+    """
+    b, n = values.shape
+    sample = np.sort(values[:, _sample_index(n)], axis=1)
+    m = sample.shape[1]
+    centre = position * m // n
+    low = np.take_along_axis(sample, np.clip(centre - _MARGIN, 0, m - 1)[:, None], 1)[:, 0]
+    high = np.take_along_axis(sample, np.clip(centre + _MARGIN, 0, m - 1)[:, None], 1)[:, 0]
+    out = np.empty(b, dtype=values.dtype)
+    for i in range(b):  # row by row: a row stays in cache, and scalar bounds are cheapest to compare
+        row, p = values[i], position[i]
+        above = row > high[i] if centre[i] + _MARGIN < m else np.zeros(n, dtype=bool)
+        inside = row >= low[i] if centre[i] - _MARGIN >= 0 else np.ones(n, dtype=bool)
+        np.bitwise_xor(inside, above, out=inside)  # low <= row <= high (above implies >= low)
+        top = n - np.count_nonzero(above)
+        below = top - np.count_nonzero(inside)
+        if below <= p < top:
+            out[i] = np.partition(row[inside], p - below)[p - below]
+        else:  # the bracket missed the wanted rank
+            out[i] = np.partition(row, p)[p]
+    return out
 
 
 def _kth_largest(values: Tensor, counts: Tensor) -> Tensor:
-    """``(B,)`` the ``counts[i]``-th largest entry of row ``i`` of ``values`` ``(B, N)``; +inf where 0."""
+    """``(B,)`` the ``counts[i]``-th largest entry of row ``i`` of ``values`` ``(B, N)``; +inf where 0.
+
+    Equal to reading position ``N - counts[i]`` of the row sorted ascending (ties included). On CPU
+    long rows are selected without a sort (:func:`_select_rows`), in blocks of rows on several threads.
+    """
     n = values.shape[1]
-    position = to_device((n - counts).clamp(max=n - 1), values.device)
-    kth = _sort_rows(values).gather(1, position[:, None])[:, 0]
+    position = (n - counts).clamp(max=n - 1)
+    if values.device.type != "cpu":
+        position = to_device(position, values.device)
+        kth = torch.sort(values, dim=1).values.gather(1, position[:, None])[:, 0]
+    else:
+        rows, where = values.numpy(), position.numpy()
+        kth_np = np.empty(rows.shape[0], dtype=rows.dtype)
+        if n < _SELECT_MIN:
+            kth_np[:] = np.sort(rows, axis=1)[np.arange(rows.shape[0]), where]
+        else:
+            def select_block(k: int) -> None:
+                block = slice(k * _BLOCK, (k + 1) * _BLOCK)
+                kth_np[block] = _select_rows(rows[block], where[block])
+
+            _run_blocks(select_block, -(-rows.shape[0] // _BLOCK), rows.size)
+        kth = torch.from_numpy(kth_np)
     return torch.where(to_device(counts > 0, values.device), kth, torch.full_like(kth, math.inf))
 
 
@@ -289,9 +358,16 @@ def fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gener
     Raises:
         MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape, decay_power or max_soft.
     """
+    return _fmix_masks(_check_lam(lam), spatial_shape, generator, decay_power=decay_power, max_soft=max_soft,
+                       device=device)
+
+
+def _fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator, *, decay_power: float,
+                max_soft: float, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """:func:`fmix_masks` for weights the library drew itself (not checked)."""
     shape = check_spatial_shape(spatial_shape)
     max_soft = check_finite_range("max_soft", max_soft, 0.0, 0.5)
-    lam = _check_lam(lam).to(dtype=torch.float64, device="cpu")
+    lam = lam.to(dtype=torch.float64, device="cpu")
     n = math.prod(shape)
     counts = torch.round(lam * n).long()
     grey = fmix_grey_images(lam.shape[0], shape, decay_power, generator, device).reshape(lam.shape[0], n)

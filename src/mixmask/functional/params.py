@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -67,6 +67,15 @@ class MixParams:
         if not isinstance(self.fill, (int, float)) or not math.isfinite(self.fill):
             raise MixMaskError(f"MixParams.fill must be a finite number, but got {self.fill!r}")
 
+    @classmethod
+    def _trusted(cls, index: Tensor, lam: Tensor, mask: Tensor, method: Tensor, fill: float = 0.0) -> MixParams:
+        """A draw built by the library itself, whose tensors hold by construction what
+        :meth:`__post_init__` checks: built without the checks (they read values back to the host)."""
+        params = object.__new__(cls)
+        for name, value in (("index", index), ("lam", lam), ("mask", mask), ("method", method), ("fill", fill)):
+            object.__setattr__(params, name, value)
+        return params
+
     @property
     def batch_size(self) -> int:
         """B."""
@@ -87,12 +96,12 @@ class MixParams:
         """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask)."""
         return to_device(self.method == GRIDMASK_ID, self.mask.device)
 
-    @property
+    @functools.cached_property
     def any_erase(self) -> bool:
         """Whether some sample is a GridMask sample (read from the CPU ``method``, no device sync)."""
         return bool((self.method == GRIDMASK_ID).any())
 
-    @property
+    @functools.cached_property
     def all_erase(self) -> bool:
         """Whether every sample is a GridMask sample."""
         return bool((self.method == GRIDMASK_ID).all())
@@ -100,12 +109,17 @@ class MixParams:
     @property
     def label_lam(self) -> Tensor:
         """``(B,)`` weight of each sample's own label: ``lam``, or 1 for GridMask samples."""
+        if not self.any_erase:
+            return self.lam
         return torch.where(self.erase, torch.ones_like(self.lam), self.lam)
 
     def to(self, device: torch.device | str) -> MixParams:
         """The same draw with its tensors on ``device`` (``method`` stays on the CPU)."""
-        return MixParams(to_device(self.index, device), to_device(self.lam, device), to_device(self.mask, device),
-                         self.method, self.fill)
+        device = torch.device(device)
+        if self.mask.device == device:  # index and lam are on the mask's device
+            return self
+        return MixParams._trusted(to_device(self.index, device), to_device(self.lam, device),
+                                  to_device(self.mask, device), self.method, self.fill)
 
     def __repr__(self) -> str:
         names = sorted({METHODS[i] for i in self.method.tolist()})

@@ -164,8 +164,8 @@ class MixTransform:
         elif used == ["mixup"]:
             rows = method == METHODS.index("mixup")
             drawn = members["mixup"].draw_lams(int(rows.sum()), gen)
-            mask, lam = M.mixup_masks(torch.ones(batch, dtype=torch.float64).masked_scatter_(rows, drawn),
-                                      spatial, device)
+            mask, lam = M._mixup_masks(torch.ones(batch, dtype=torch.float64).masked_scatter_(rows, drawn),
+                                       spatial, device)
         else:
             parts = {m: members[m].draw_masks(int((method == METHODS.index(m)).sum()), spatial, gen, device)
                      for m in used}
@@ -175,7 +175,7 @@ class MixTransform:
                 rows = to_device((method == METHODS.index(m)).nonzero()[:, 0], device)
                 mask.index_copy_(0, rows, part_mask.to(mask.dtype))
                 lam.index_copy_(0, rows, part_lam)
-        return MixParams(to_device(index, device), lam, mask, method, fill)
+        return MixParams._trusted(to_device(index, device), lam, mask, method, fill)
 
     def apply(self, params: MixParams, inputs: Tensor, labels: Tensor | None = None, *,
               num_classes: int | None = None, masks: Tensor | None = None, inplace: bool = False,
@@ -272,7 +272,7 @@ class MixUp(_LamMethod):
     method = "mixup"
 
     def draw_masks(self, count, spatial_shape, generator, device):
-        return M.mixup_masks(self.draw_lams(count, generator), spatial_shape, device)
+        return M._mixup_masks(self.draw_lams(count, generator), spatial_shape, device)
 
 
 class CutMix(_LamMethod):
@@ -290,7 +290,7 @@ class CutMix(_LamMethod):
     method = "cutmix"
 
     def draw_masks(self, count, spatial_shape, generator, device):
-        return M.cutmix_masks(self.draw_lams(count, generator), spatial_shape, generator, device)
+        return M._cutmix_masks(self.draw_lams(count, generator), spatial_shape, generator, device)
 
 
 class FMix(_LamMethod):
@@ -321,8 +321,8 @@ class FMix(_LamMethod):
 
     def draw_masks(self, count, spatial_shape, generator, device):
         lam = self.draw_lams(count, generator)
-        return M.fmix_masks(lam, spatial_shape, device_generator(generator, device),
-                            decay_power=self.decay_power, max_soft=self.max_soft, device=device)
+        return M._fmix_masks(lam, spatial_shape, device_generator(generator, device),
+                             decay_power=self.decay_power, max_soft=self.max_soft, device=device)
 
     def _describe(self):
         return {**super()._describe(), "decay_power": self.decay_power,
