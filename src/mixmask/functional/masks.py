@@ -255,9 +255,9 @@ def _spectra(batch_size: int, scale: Tensor, generator: torch.Generator) -> Tens
 
 #: Rows shorter than this are sorted whole to select their threshold.
 _SELECT_MIN = 4096
-#: Entries of each row's strided sample used to bracket its threshold.
+#: Entries of each row's sample (see :func:`_sample_index`) used to bracket its threshold.
 _SAMPLE = 2048
-#: Half-width of the bracket, in ranks of the strided sample.
+#: Half-width of the bracket, in ranks of that sample.
 _MARGIN = 32
 
 
