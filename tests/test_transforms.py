@@ -220,3 +220,12 @@ def test_repr_is_readable():
     assert repr(FMix(max_soft=0.1)) == "FMix(alpha=1.0, decay_power=3.0, max_soft=0.1)"
     assert "RandomChoice([MixUp(alpha=1.0), CutMix(alpha=1.0)], p=[0.5, 0.5]" in \
         repr(RandomChoice([MixUp(), CutMix()]))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mixmask.transforms.mix as mix_module
+
+    result = doctest.testmod(mix_module, extraglobs={"torch": torch})
+    assert result.attempted > 0 and result.failed == 0

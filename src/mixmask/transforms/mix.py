@@ -264,7 +264,7 @@ class MixUp(_LamMethod):
 
     Example:
         >>> mix = MixUp(alpha=0.4, num_classes=10, seed=0)
-        >>> out = mix(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = mix(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> out.inputs.shape, out.targets.shape
         (torch.Size([8, 3, 32, 32]), torch.Size([8, 10]))
     """
@@ -282,7 +282,7 @@ class CutMix(_LamMethod):
     ``(1 - lam) * |S|`` before clipping; lam is then the area outside the clipped box.
 
     Example:
-        >>> out = CutMix(num_classes=10, seed=0)(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = CutMix(num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> bool(torch.allclose(out.lam, out.mask.float().mean((1, 2))))
         True
     """
@@ -306,7 +306,7 @@ class FMix(_LamMethod):
         lam, reformulate, and the :class:`MixTransform` arguments.
 
     Example:
-        >>> out = FMix(decay_power=3, num_classes=10, seed=0)(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = FMix(decay_power=3, num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> out.mask.dtype
         torch.bool
     """
@@ -383,7 +383,7 @@ class RandomChoice(MixTransform):
 
     Example:
         >>> policy = RandomChoice([CutMix(), GridMask()], p=[0.5, 0.5], num_classes=10, seed=0)
-        >>> policy(torch.rand(8, 3, 32, 32), torch.arange(8)).targets.shape
+        >>> policy(torch.ones(8, 3, 32, 32), torch.arange(8)).targets.shape
         torch.Size([8, 10])
     """
 
