@@ -30,8 +30,7 @@ def test_error_class_is_a_value_error():
     (lambda: MixUp(validate="yes"), "validate.*'yes'"),
     (lambda: MixUp(seed=-1), "seed.*-1"),
     (lambda: MixUp(seed=1.5), "seed.*1.5"),
-    (lambda: MixUp(seed=1, generator=torch.Generator()), "seed= or generator="),
-    (lambda: MixUp(generator=3), "CPU torch.Generator.*3"),
+    (lambda: MixUp(seed="3"), "seed.*'3'"),
     (lambda: FMix(decay_power=0), "decay_power.*0"),
     (lambda: FMix(max_soft=0.7), r"max_soft.*\[0.0, 0.5\].*0.7"),
     (lambda: GridMask(keep_ratio=0), r"keep_ratio.*\(0.0, 1.0\).*0"),
@@ -40,15 +39,15 @@ def test_error_class_is_a_value_error():
     (lambda: GridMask(cell_size=(0.0, 0.3)), r"cell_size.*0.0"),
     (lambda: GridMask(rotate=200), r"rotate.*\[0.0, 180.0\].*200"),
     (lambda: GridMask(fill=float("inf")), "fill.*inf"),
-    (lambda: RandomChoice([]), "non-empty list.*\\[\\]"),
+    (lambda: RandomChoice([]), r"non-empty list.*\[\]"),
     (lambda: RandomChoice([MixUp(), "cutmix"]), "non-empty list.*'cutmix'"),
-    (lambda: RandomChoice([MixUp(), MixUp()]), r"one transform of each kind.*\['mixup', 'mixup'\]"),
-    (lambda: RandomChoice([MixUp(), CutMix()], p=[1.0]), r"2 non-negative probabilities.*\[1.0\]"),
-    (lambda: RandomChoice([MixUp(), CutMix()], p=[1.0, -1.0]), "p.*-1.0"),
-    (lambda: RandomChoice([MixUp(), CutMix()], p=[0.0, 0.0]), r"positive sum.*\[0.0, 0.0\]"),
-    (lambda: RandomChoice([MixUp(), CutMix()], p=[1.0, float("nan")]), "p.*nan"),
-    (lambda: RandomChoice([MixUp(), CutMix()], p=0.5), "probabilities.*0.5"),
-    (lambda: RandomChoice([MixUp()], apply_p=2.0), "p.*2.0"),
+    (lambda: RandomChoice([MixUp(), CutMix()], weights=[1.0]), r"2 non-negative weights.*\[1.0\]"),
+    (lambda: RandomChoice([MixUp(), CutMix()], weights=[1.0, -1.0]), "weights.*-1.0"),
+    (lambda: RandomChoice([MixUp(), CutMix()], weights=[0.0, 0.0]), r"positive sum.*\[0.0, 0.0\]"),
+    (lambda: RandomChoice([MixUp(), CutMix()], weights=[1.0, float("nan")]), "weights.*nan"),
+    (lambda: RandomChoice([MixUp(), CutMix()], weights=0.5), "2 non-negative weights.*0.5"),
+    (lambda: RandomChoice([MixUp(), CutMix()], p=[0.3, 0.7]), "probability that a sample is mixed.*weights="),
+    (lambda: RandomChoice([MixUp()], p=2.0), "p.*2.0"),
 ])
 def test_construction_errors(build, match):
     with pytest.raises(MixMaskError, match=match):
@@ -64,7 +63,7 @@ def _x(*shape, dtype=torch.float32):
     (lambda: CutMix()(_x(2, 3, 4, 4, 4, 4)), r"1 to 3 spatial dims.*\(2, 3, 4, 4, 4, 4\)"),
     (lambda: CutMix(channels_last=True)(_x(4, 3)), r"\(B, \*S, C\).*\(4, 3\)"),
     (lambda: CutMix()(_x(0, 3, 4, 4)), r"at least one sample.*\(0, 3, 4, 4\)"),
-    (lambda: CutMix()(torch.zeros(2, 3, 4, dtype=torch.int32)), "float or uint8.*int32"),
+    (lambda: CutMix()(torch.zeros(2, 3, 4, dtype=torch.int32)), "uint8 or float16.*int32"),
     (lambda: CutMix()([[1.0]]), "torch.Tensor.*list"),
     (lambda: CutMix()(_x(4, 3, 8), torch.arange(4)), r"sparse labels of shape \(4,\) need num_classes.*None"),
     (lambda: CutMix(num_classes=3)(_x(4, 3, 8), torch.tensor([0, 1, 3, 2])), r"labels in \[0, 3\).*0 to 3"),
@@ -101,4 +100,4 @@ def test_failed_call_changes_nothing():
     with pytest.raises(MixMaskError):
         t(x, torch.arange(4) % 3, masks=seg)
     assert_untouched([x, seg], shots)
-    assert t.last_params is None
+    assert not hasattr(t, "last_params")

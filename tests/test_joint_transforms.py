@@ -123,8 +123,10 @@ def test_own_v2_transform_and_pickling():
     out = mine(sample)
     assert out["image"].shape == (3, 24, 24)
     assert_encoded(out["image"], out["mask"])
-    again = pickle.loads(pickle.dumps(mine))
-    assert torch.equal(again(sample)["mask"], JointTransform(mine.transform, seed=1)(sample)["mask"])
+    fresh = pickle.loads(pickle.dumps(JointTransform(mine.transform, seed=1)))
+    assert torch.equal(fresh(sample)["mask"], out["mask"])  # a copy of a fresh transform draws what it draws
+    again = pickle.loads(pickle.dumps(mine))  # a copy goes on where the original is
+    assert torch.equal(again(sample)["mask"], mine(sample)["mask"])
     assert "RandomCrop" in repr(mine) and "seed=1" in repr(mine)
 
 

@@ -24,8 +24,8 @@ def make(method, seed=0, **kwargs):
     if method == "gridmask":
         return GridMask(seed=seed, fill=3.0, **kwargs)
     if method == "policy":
-        return RandomChoice([MixUp(), CutMix(), FMix(), GridMask(fill=3.0)], seed=seed, apply_p=0.8, **kwargs)
-    return RandomChoice([CutMix(), FMix(), GridMask(fill=3.0)], seed=seed, apply_p=0.8, **kwargs)
+        return RandomChoice([MixUp(), CutMix(), FMix(), GridMask(fill=3.0)], seed=seed, p=0.8, **kwargs)
+    return RandomChoice([CutMix(), FMix(), GridMask(fill=3.0)], seed=seed, p=0.8, **kwargs)
 
 
 ALL = ["mixup", "cutmix", "fmix", "fmix_soft", "gridmask", "policy", "binary_policy"]
@@ -77,9 +77,12 @@ def test_inplace_and_workspace_equal_out_of_place(method, dtype):
     y = x.clone()
     workspace = torch.empty_like(x)
     out = mix_inputs(y, params, inplace=True, workspace=workspace)
-    assert out.data_ptr() == y.data_ptr()
+    assert out.data_ptr() == y.data_ptr() and out.data_ptr() != workspace.data_ptr()
     assert torch.equal(out, expected)
-    assert torch.equal(mix_inputs(x, params, workspace=workspace), expected)
+    again = mix_inputs(y.copy_(x), params, inplace=True, workspace=workspace)  # the workspace is only scratch
+    assert torch.equal(out, expected) and torch.equal(again, expected)
+    with pytest.raises(MixMaskError, match="workspace is scratch memory for inplace=True"):
+        mix_inputs(x, params, workspace=workspace)
 
 
 def test_mix_inputs_soft_uint8_rounds():

@@ -30,8 +30,8 @@ TINY = dict(subset=40, epochs=1, batch_size=16, progress=False)
     ("fmix:decay_power=3,max_soft=0.1", FMix(decay_power=3, max_soft=0.1, num_classes=10)),
     ("gridmask:keep_ratio=0.5,cell_size=(0.2,0.4)", GridMask(keep_ratio=0.5, cell_size=(0.2, 0.4), num_classes=10)),
     ("choice(cutmix,gridmask)", RandomChoice([CutMix(), GridMask()], num_classes=10)),
-    ("choice(mixup:alpha=0.2,cutmix):p=[0.3,0.7],per_sample=False",
-     RandomChoice([MixUp(alpha=0.2), CutMix()], p=[0.3, 0.7], per_sample=False, num_classes=10)),
+    ("choice(mixup:alpha=0.2,cutmix):weights=[0.3,0.7],per_sample=False",
+     RandomChoice([MixUp(alpha=0.2), CutMix()], weights=[0.3, 0.7], per_sample=False, num_classes=10)),
 ])
 def test_spec_builds_the_python_api_transform(spec, expected):
     built = parse_mix(spec, num_classes=10)

@@ -16,6 +16,7 @@ from mixmask.functional import METHODS
 
 
 def make(method, **kwargs):
+    kwargs.setdefault("channels_last", False)  # tiny random shapes may look channels-last
     return {"mixup": lambda: MixUp(alpha=0.8, **kwargs), "cutmix": lambda: CutMix(**kwargs),
             "fmix": lambda: FMix(**kwargs), "fmix_soft": lambda: FMix(max_soft=0.1, **kwargs),
             "gridmask": lambda: GridMask(**kwargs),
@@ -40,7 +41,7 @@ def test_invariants(method, b, shape, seed):
     shots = snapshot(x, y, seg)
     out = t(x, y, masks=seg)
     assert_untouched([x, y, seg], shots)
-    assert isinstance(out, MixResult) and t.last_params is out.params
+    assert isinstance(out, MixResult) and not hasattr(t, "last_params")
     assert out.inputs.shape == x.shape and out.inputs.dtype == x.dtype
     assert out.lam.shape == (b,) and out.index.shape == (b,) and out.mask.shape == (b, *shape)
     assert bool(((out.lam >= 0) & (out.lam <= 1)).all())
@@ -81,9 +82,13 @@ def test_lam_one_is_the_identity(cls, shape):
 @pytest.mark.parametrize("method", ALL)
 def test_probability_zero_is_the_identity(method):
     x, y, seg = data(6, (8, 8))
-    t = make(method, seed=0, num_classes=4, **({"apply_p": 0.0} if method == "policy" else {"p": 0.0}))
+    t = make(method, seed=0, num_classes=4, p=0.0)
     out = t(x, y, masks=seg)
-    assert torch.equal(out.inputs, x) and torch.equal(out.masks, seg)
+    assert torch.equal(out.inputs, x)
+    if out.masks.dtype.is_floating_point:  # a policy that may draw soft masks always gives soft maps
+        assert torch.equal(out.masks, torch.nn.functional.one_hot(seg, 4).movedim(-1, 1).float())
+    else:
+        assert torch.equal(out.masks, seg)
     assert bool((out.lam == 1).all()) and bool((out.params.method == 0).all())
 
 
@@ -124,7 +129,8 @@ def _is_box_complement(mask):
 
 
 def test_random_choice_per_sample_masks_match_their_method():
-    policy = RandomChoice([MixUp(), CutMix(), FMix(), GridMask(fill=7.0)], p=[1, 1, 1, 1], seed=4, num_classes=3)
+    policy = RandomChoice([MixUp(), CutMix(), FMix(), GridMask(fill=7.0)], weights=[1, 1, 1, 1], seed=4,
+                          num_classes=3)
     x, y = torch.rand(64, 1, 16, 16), torch.randint(0, 3, (64,))
     out = policy(x, y)
     names = [METHODS[i] for i in out.params.method.tolist()]
@@ -146,7 +152,7 @@ def test_random_choice_per_sample_masks_match_their_method():
 
 def test_random_choice_frequencies_follow_p():
     p = [0.5, 0.3, 0.2]
-    policy = RandomChoice([MixUp(), CutMix(), GridMask()], p=p, seed=5)
+    policy = RandomChoice([MixUp(), CutMix(), GridMask()], weights=p, seed=5)
     x = torch.rand(100, 1, 4, 4)
     methods = torch.cat([policy.sample(x).method for _ in range(30)])
     counts = [int((methods == METHODS.index(m)).sum()) for m in ("mixup", "cutmix", "gridmask")]
@@ -163,7 +169,7 @@ def test_random_choice_per_batch_picks_one_method():
 
 @pytest.mark.parametrize("method", ALL)
 def test_pickle_round_trip_keeps_the_stream(method):
-    t = make(method, seed=7, num_classes=4, p=0.9) if method != "policy" else make(method, seed=7, apply_p=0.9)
+    t = make(method, seed=7, num_classes=4, p=0.9)
     x, y, _ = data(6, (8, 8))
     t(x, y, num_classes=4)
     clone = pickle.loads(pickle.dumps(t))
@@ -218,7 +224,7 @@ def test_cuda_call_makes_no_host_sync(method):
 def test_repr_is_readable():
     assert repr(MixUp(alpha=0.4, num_classes=10)) == "MixUp(alpha=0.4, num_classes=10)"
     assert repr(FMix(max_soft=0.1)) == "FMix(alpha=1.0, decay_power=3.0, max_soft=0.1)"
-    assert "RandomChoice([MixUp(alpha=1.0), CutMix(alpha=1.0)], p=[0.5, 0.5]" in \
+    assert "RandomChoice([MixUp(alpha=1.0), CutMix(alpha=1.0)], weights=[0.5, 0.5]" in \
         repr(RandomChoice([MixUp(), CutMix()]))
 
 

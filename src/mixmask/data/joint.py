@@ -15,9 +15,9 @@ from typing import Any, Literal
 import torch
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_finite_range
+from mixmask.functional._checks import check_finite_range, check_int
 from mixmask.data.shapes import IGNORE_INDEX
-from mixmask.streams import ProcessStream
+from mixmask.streams import ProcessStream, rewinding
 
 __all__ = ["JointTransform", "joint_transforms"]
 
@@ -27,14 +27,14 @@ class JointTransform:
 
     torchvision's transforms draw from torch's global generator. Here each call draws a seed from
     the transform's own stream and runs the transform under a forked global generator seeded with
-    it, so results depend on ``seed`` only and the caller's global state is left as it was. Each
+    it, so results depend on the stream only and the caller's global state is left as it was. Each
     DataLoader worker (per epoch) and each distributed rank gets its own stream, derived from
-    ``seed``, the worker's seed and the rank.
+    ``seed`` (or ``torch.initial_seed()``), the worker's seed and the rank (see :mod:`mixmask.streams`).
 
     Args:
         transform: any callable on a sample, e.g. a ``v2.Compose`` of positional and colour
             transforms; samples are ``{"image": tv_tensors.Image, "mask": tv_tensors.Mask}``.
-        seed: base seed of the streams (None: fresh entropy).
+        seed: base seed of the streams (None: ``torch.initial_seed()``, so ``torch.manual_seed`` repeats it).
 
     Returns (when called):
         What ``transform`` returns.
@@ -48,10 +48,8 @@ class JointTransform:
     def __init__(self, transform: Callable[[Any], Any], seed: int | None = None) -> None:
         if not callable(transform):
             raise MixMaskError(f"expected a callable transform, but got {type(transform).__name__}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise MixMaskError(f"seed must be a non-negative int or None, but got {seed!r}")
         self.transform = transform
-        self.seed = int(torch.Generator().seed() >> 1) if seed is None else seed
+        self.seed = None if seed is None else check_int("seed", seed, low=0)
         self._stream = ProcessStream(self.seed)
 
     def generator(self) -> torch.Generator:
@@ -59,10 +57,11 @@ class JointTransform:
         return self._stream()
 
     def __call__(self, sample: Any) -> Any:
-        seed = int(torch.randint(0, 2**62, (), generator=self.generator()))
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            return self.transform(sample)
+        with self._stream.lock, rewinding(self.generator()) as generator:  # a failed call draws nothing
+            seed = int(torch.randint(0, 2**62, (), generator=generator))
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(seed)
+                return self.transform(sample)
 
     def __repr__(self) -> str:
         inner = "\n".join("  " + line for line in repr(self.transform).splitlines())

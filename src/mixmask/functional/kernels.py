@@ -1,8 +1,10 @@
 """Kernels: apply one :class:`MixParams` draw to one kind of tensor each.
 
 ``mix_inputs`` for images/signals/volumes, ``mix_class_targets`` for class labels,
-``mix_dense_targets`` for segmentation maps. None of them writes into its arguments unless asked
-(``inplace=True``, for a batch the caller owns).
+``mix_dense_targets`` for segmentation maps. Each checks its arguments first (``check_*``, also used
+by the transforms to check every input before anything is drawn or written), then writes; none of
+them writes into its arguments unless asked (``inplace=True``, for a batch the caller owns). Inputs
+that require grad are mixed out of place, so gradients reach both ``x[i]`` and ``x[j]``.
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_batch, check_finite_range
+from mixmask.functional._checks import check_batch, check_finite_range, check_int
 from mixmask.functional._memory import empty
 from mixmask.functional.params import MixParams
 
-__all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets"]
+__all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets", "check_inputs", "check_class_targets",
+           "check_dense_targets", "check_fill"]
+
+#: Largest gap allowed between 1 and the sum of a soft single-label target row.
+ROW_SUM_TOLERANCE = 1e-3
 
 
 def _check_params(params: MixParams, batch_size: int, spatial_shape: tuple[int, ...], what: str) -> None:
+    if not isinstance(params, MixParams):
+        raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
     if params.batch_size != batch_size or params.spatial_shape != tuple(spatial_shape):
         raise MixMaskError(f"params were drawn for a batch of {params.batch_size} with spatial shape "
                            f"{params.spatial_shape}, but got {what} with batch {batch_size} and spatial "
@@ -30,6 +38,10 @@ def _values_checked(tensor: Tensor, validate: bool | None) -> bool:
     return tensor.device.type == "cpu" if validate is None else validate
 
 
+def _grad(tensor: Tensor) -> bool:
+    return tensor.requires_grad and torch.is_grad_enabled()
+
+
 def _compact(mask: Tensor) -> Tensor:
     """Collapse the spatial dims of a constant (expanded) mask to size 1: ``(B, 1, ..., 1)``."""
     if mask.ndim > 1 and all(s == 0 for s in mask.stride()[1:]):
@@ -37,64 +49,227 @@ def _compact(mask: Tensor) -> Tensor:
     return mask
 
 
+# -- checks --------------------------------------------------------------------------------------
+
+def check_fill(fill: float, dtype: torch.dtype) -> None:
+    """Raise unless inputs of ``dtype`` can hold ``fill`` (uint8: an int in [0, 255]; float16: finite)."""
+    if dtype == torch.uint8:
+        if not (0 <= fill <= 255 and fill == int(fill)):
+            raise MixMaskError(f"expected a fill value that uint8 inputs can hold (an int in [0, 255]), but got "
+                               f"{fill!r}")
+    elif abs(fill) > torch.finfo(dtype).max:
+        raise MixMaskError(f"expected a fill value that {dtype} inputs can hold (|fill| <= "
+                           f"{torch.finfo(dtype).max:g}), but got {fill!r}")
+
+
+def check_inputs(inputs: Tensor, params: MixParams | None = None, *, channels_last: bool | None = False,
+                 inplace: bool = False, workspace: Tensor | None = None,
+                 validate: bool | None = None) -> tuple[int, int, tuple[int, ...]]:
+    """Check an input batch (and the draw for it) without writing anything; return ``(B, C, S)``.
+
+    Raises:
+        MixMaskError: see :func:`mix_inputs`.
+    """
+    batch, channels, spatial = check_batch(inputs, channels_last)
+    if params is not None:
+        _check_params(params, batch, spatial, f"inputs of shape {tuple(inputs.shape)}")
+        if params.any_erase:
+            check_fill(params.fill, inputs.dtype)
+    if inplace and _grad(inputs):
+        raise MixMaskError("inplace=True writes into the inputs, but they require grad: mix them out of place")
+    if workspace is not None:
+        if not inplace:
+            raise MixMaskError("a workspace is scratch memory for inplace=True (the result is then the inputs), "
+                               "but got inplace=False")
+        if (workspace.shape != inputs.shape or workspace.dtype != inputs.dtype
+                or workspace.device != inputs.device):
+            raise MixMaskError(f"expected a workspace like the inputs {tuple(inputs.shape)} {inputs.dtype}, "
+                               f"but got {tuple(workspace.shape)} {workspace.dtype} on {workspace.device}")
+        if workspace.data_ptr() == inputs.data_ptr():
+            raise MixMaskError("expected a workspace apart from the inputs, but got the inputs' own memory")
+    if validate and inputs.dtype.is_floating_point:
+        bad = int((~torch.isfinite(inputs)).sum())
+        if bad:
+            raise MixMaskError(f"expected finite inputs, but got {bad} NaN or infinite values in a batch of "
+                               f"shape {tuple(inputs.shape)}")
+    return batch, channels, spatial
+
+
+def check_class_targets(targets: Tensor, batch_size: int, *, num_classes: int | None = None,
+                        multi_label: bool = False, validate: bool | None = None) -> int:
+    """Check class targets for ``batch_size`` samples without writing anything; return K.
+
+    Raises:
+        MixMaskError: see :func:`mix_class_targets`.
+    """
+    if not isinstance(targets, Tensor):
+        raise MixMaskError(f"expected labels as a torch.Tensor, but got {type(targets).__name__}")
+    if targets.ndim == 0 or targets.shape[0] != batch_size:
+        raise MixMaskError(f"expected labels for {batch_size} samples, but got shape {tuple(targets.shape)}")
+    if targets.is_complex() or (targets.dtype.is_floating_point and targets.dtype.itemsize == 1):
+        raise MixMaskError(f"expected integer or float16/32/64 labels, but got dtype {targets.dtype}")
+    check = _values_checked(targets, validate) and targets.numel() > 0
+    if targets.ndim == 1 and not targets.dtype.is_floating_point and targets.dtype != torch.bool:
+        if num_classes is None:
+            raise MixMaskError(f"sparse labels of shape {tuple(targets.shape)} need num_classes, but got None")
+        if check and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+            raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from "
+                               f"{int(targets.min())} to {int(targets.max())}")
+        return num_classes
+    if targets.ndim != 2:
+        raise MixMaskError(f"expected labels as (B,) int ids or (B, K) targets, but got shape {tuple(targets.shape)}")
+    if num_classes is not None and targets.shape[1] != num_classes:
+        raise MixMaskError(f"expected targets with num_classes={num_classes} columns, but got shape "
+                           f"{tuple(targets.shape)}")
+    integer = not targets.dtype.is_floating_point
+    if integer and targets.shape[1] == 1 and not multi_label:
+        raise MixMaskError(f"integer labels of shape {tuple(targets.shape)} are ambiguous: pass (B,) class ids "
+                           "(labels[:, 0]) with num_classes, float (B, K) targets, or multi_label=True")
+    if check:
+        values = targets.detach()
+        low, high = float(values.amin()), float(values.amax())
+        if multi_label or integer:
+            bad = not (0 <= low and high <= 1) or (integer and bool(((values != 0) & (values != 1)).any()))
+            if bad:
+                kind = "0 or 1" if integer else "in [0, 1]"
+                raise MixMaskError(f"expected {'multi-label' if multi_label else 'one-hot'} targets {kind}, but "
+                                   f"got values from {low} to {high}")
+        elif not low >= 0:  # NaN fails too
+            raise MixMaskError(f"expected soft targets >= 0, but got values from {low} to {high}")
+        if not multi_label:
+            sums = values.sum(1, dtype=torch.float64)
+            gap = float((sums - 1).abs().max())
+            if not gap <= ROW_SUM_TOLERANCE:
+                worst = int((sums - 1).abs().nan_to_num(float("inf")).argmax())
+                raise MixMaskError(f"expected single-label targets whose rows sum to 1 (pass multi_label=True "
+                                   f"for independent labels), but row {worst} sums to {float(sums[worst])}")
+    return targets.shape[1]
+
+
+def _dense_ids(targets: Tensor, batch_size: int, spatial: tuple[int, ...]) -> tuple[Tensor, bool]:
+    """A ``(B, *S)`` id map from ``(B, *S)`` or ``(B, 1, *S)``, and whether it had the channel."""
+    if not isinstance(targets, Tensor):
+        raise MixMaskError(f"expected dense targets as a torch.Tensor, but got {type(targets).__name__}")
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.is_complex():
+        raise MixMaskError(f"expected a dense map of integer class ids, but got dtype {targets.dtype}")
+    if tuple(targets.shape) == (batch_size, *spatial):
+        return targets, False
+    if tuple(targets.shape) == (batch_size, 1, *spatial):
+        return targets[:, 0], True
+    raise MixMaskError(f"expected dense targets of shape {(batch_size, *spatial)} or "
+                       f"{(batch_size, 1, *spatial)}, but got {tuple(targets.shape)}")
+
+
+def check_ignore_index(ignore_index: int | None, num_classes: int | None, dtype: torch.dtype | None = None) -> None:
+    """Raise when ``ignore_index`` is a real class id, or a value that maps of ``dtype`` cannot hold."""
+    if ignore_index is None:
+        return
+    if num_classes is not None and 0 <= ignore_index < num_classes:
+        raise MixMaskError(f"ignore_index={ignore_index} is a real class id with num_classes={num_classes}: "
+                           f"choose a value outside [0, {num_classes}) (255 and -1 are usual)")
+    if dtype is not None:
+        info = torch.iinfo(dtype)
+        if not info.min <= ignore_index <= info.max:
+            raise MixMaskError(f"ignore_index={ignore_index} cannot be held by {dtype} maps (range [{info.min}, "
+                               f"{info.max}]): choose another ignore_index or convert the maps")
+
+
+def check_dense_targets(targets: Tensor, batch_size: int, spatial_shape: tuple[int, ...], *,
+                        num_classes: int | None = None, ignore_index: int | None = None,
+                        soft: bool = False, validate: bool | None = None) -> None:
+    """Check dense id maps (mixed with a soft mask when ``soft``) without writing anything.
+
+    Raises:
+        MixMaskError: see :func:`mix_dense_targets`.
+    """
+    ids, _ = _dense_ids(targets, batch_size, tuple(spatial_shape))
+    check_ignore_index(ignore_index, num_classes, ids.dtype)
+    if soft and num_classes is None:
+        raise MixMaskError("a soft mask (MixUp, soft FMix, or a policy that may draw one) turns dense targets "
+                           "into per-pixel soft targets, which needs num_classes, but got None")
+    if _values_checked(ids, validate) and ids.numel():
+        bad = ids < 0 if num_classes is None else (ids < 0) | (ids >= num_classes)
+        if ignore_index is not None:
+            bad &= ids != ignore_index
+        if bool(bad.any()):  # comparisons only (no copy of the map) unless there is an error to report
+            bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+            extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+            wrong = ids[bad].unique()
+            raise MixMaskError(f"expected dense ids in {bound}{extra}, but got {wrong.numel()} other value(s): "
+                               f"{wrong[:10].tolist()}")
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
 def mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool = False, inplace: bool = False,
                workspace: Tensor | None = None, validate: bool | None = None) -> Tensor:
     """Mix a batch: ``out[i] = M[i] * x[i] + (1 - M[i]) * partner[i]``.
 
-    Float inputs of any float dtype are mixed in their dtype with ``torch.lerp``, which is exact at
-    weights 0 and 1, so a binary mask copies finite pixels bit for bit. uint8 inputs stay uint8: a
-    binary mask copies pixels exactly (``partner + M * (x - partner)`` in wrapping uint8 arithmetic),
-    a soft mask is applied in float32 and rounded. Inputs are expected finite: a NaN or inf in one
-    sample reaches the pixel at the same place in its partner's output too (``0 * inf`` is NaN);
-    ``validate=True`` checks it.
+    Float inputs (float16, bfloat16, float32, float64) are mixed in their dtype with ``torch.lerp``,
+    which is exact at weights 0 and 1, so a binary mask copies finite pixels bit for bit. uint8 inputs
+    stay uint8: a binary mask copies pixels exactly (``partner + M * (x - partner)`` in wrapping uint8
+    arithmetic), a soft mask is applied in float32 and rounded. Inputs that require grad are mixed
+    out of place (gradients reach both ``x[i]`` and ``x[j]``). Inputs are expected finite: a NaN or
+    inf in one sample reaches the pixel at the same place in its partner's output too (``0 * inf`` is
+    NaN); ``validate=True`` checks it.
 
     Args:
         inputs: ``(B, C, *S)``, or ``(B, *S, C)`` with ``channels_last=True``.
         params: a draw for batch B and spatial shape S.
         channels_last: layout of ``inputs``.
         inplace: write the result into ``inputs`` (for a batch the caller owns, e.g. in a collate).
-        workspace: a tensor like ``inputs`` to gather partners into, reused across calls.
+        workspace: with ``inplace=True``, a tensor like ``inputs`` to gather partners into, reused
+            across calls (scratch memory: the result is ``inputs``, never the workspace).
         validate: check that float inputs are finite (a full pass over the batch; off by default).
 
     Returns:
-        The mixed batch, same shape, dtype and device as ``inputs``.
+        The mixed batch, same shape, dtype and device as ``inputs`` (``inputs`` itself with ``inplace``).
 
     Raises:
-        MixMaskError: wrong rank, dtype or empty batch; params drawn for another shape; a workspace
-            unlike the inputs; non-finite inputs when ``validate=True``.
+        MixMaskError: not MixParams; a wrong rank, dtype or empty batch; params drawn for another shape;
+            a fill value the dtype cannot hold; ``inplace`` on inputs that require grad; a workspace
+            without ``inplace`` or unlike the inputs; non-finite inputs when ``validate=True``.
     """
-    batch, _, spatial = check_batch(inputs, channels_last)
-    _check_params(params, batch, spatial, f"inputs of shape {tuple(inputs.shape)}")
-    if workspace is not None and (workspace.shape != inputs.shape or workspace.dtype != inputs.dtype
-                                  or workspace.device != inputs.device):
-        raise MixMaskError(f"expected a workspace like the inputs {tuple(inputs.shape)} {inputs.dtype}, "
-                           f"but got {tuple(workspace.shape)} {workspace.dtype} on {workspace.device}")
-    if validate and inputs.dtype.is_floating_point:
-        bad = int((~torch.isfinite(inputs)).sum())
-        if bad:
-            raise MixMaskError(f"expected finite inputs, but got {bad} NaN or infinite values in a batch of "
-                               f"shape {tuple(inputs.shape)}")
-    if inputs.dtype == torch.uint8 and params.any_erase and not (0 <= params.fill <= 255 and params.fill == int(params.fill)):
-        raise MixMaskError(f"expected a fill value that uint8 inputs can hold (an int in [0, 255]), but got "
-                           f"{params.fill!r}")
+    check_inputs(inputs, params, channels_last=channels_last, inplace=inplace, workspace=workspace,
+                 validate=validate)
+    return _mix_inputs(inputs, params, channels_last=channels_last, inplace=inplace, workspace=workspace)
+
+
+def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inplace: bool = False,
+                workspace: Tensor | None = None) -> Tensor:
+    """:func:`mix_inputs` for arguments that passed :func:`check_inputs`."""
+    if not params.mixed:
+        return inputs if inplace else inputs.clone()
     params = params.to(inputs.device)
+    grad = _grad(inputs)
     mask = _compact(params.mask)
     mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
-    if params.all_erase:  # GridMask only: the partner is the constant fill, no gather
+    own_out = inputs if inplace else None
+    if params.all_erase:  # fill methods only: the partner is the constant fill, no gather
         soft_uint8 = inputs.dtype == torch.uint8 and not params.binary
         fill = torch.full((), params.fill, dtype=torch.float32 if soft_uint8 else inputs.dtype,
                           device=inputs.device).expand(inputs.shape)
-        return _blend(inputs, fill, mask, inputs if inplace else empty(inputs.shape, inputs.dtype, inputs.device))
-    if workspace is None:
-        workspace = empty(inputs.shape, inputs.dtype, inputs.device)
-    partner = torch.index_select(inputs, 0, params.index, out=workspace)
+        out = own_out if own_out is not None or grad else empty(inputs.shape, inputs.dtype, inputs.device)
+        return _blend(inputs, fill, mask, out)
+    if grad:
+        partner = inputs.index_select(0, params.index)
+    else:
+        buffer = workspace if workspace is not None else empty(inputs.shape, inputs.dtype, inputs.device)
+        partner = torch.index_select(inputs, 0, params.index, out=buffer)
     if params.any_erase:
-        partner.masked_fill_(params.erase.view((-1,) + (1,) * (inputs.ndim - 1)), params.fill)
-    return _blend(inputs, partner, mask, inputs if inplace else partner)
+        erase = params.erase.view((-1,) + (1,) * (inputs.ndim - 1))
+        partner = partner.masked_fill(erase, params.fill) if grad else partner.masked_fill_(erase, params.fill)
+    for warp in params.warps:
+        changed = warp.warp_inputs(partner.index_select(0, warp.rows), channels_last)
+        partner = partner.index_copy(0, warp.rows, changed) if grad else partner.index_copy_(0, warp.rows, changed)
+    if grad:
+        return _blend(inputs, partner, mask, None)
+    return _blend(inputs, partner, mask, own_out if own_out is not None else partner)
 
 
-def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor) -> Tensor:
-    """``mask * inputs + (1 - mask) * partner`` written into ``out``, which may be ``inputs`` or ``partner``."""
+def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) -> Tensor:
+    """``mask * inputs + (1 - mask) * partner``, into ``out`` (``inputs``, ``partner``, a new buffer, or
+    None: a new tensor that autograd can see through)."""
     if inputs.dtype == torch.uint8 and mask.dtype == torch.bool:
         # uint8 arithmetic wraps modulo 256, so these are exact copies of one pixel or the other
         if out is partner:
@@ -105,78 +280,72 @@ def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor) -> Tensor
         own = empty(inputs.shape, torch.float32, inputs.device).copy_(inputs)
         torch.lerp(mixed, own, mask.float(), out=mixed).round_().clamp_(0, 255)
         return out.copy_(mixed)
-    weight = mask.to(inputs.dtype) if mask.numel() < inputs.numel() // 8 else \
+    weight = mask.to(inputs.dtype) if mask.numel() < inputs.numel() // 8 or out is None else \
         empty(mask.shape, inputs.dtype, mask.device).copy_(mask)
+    if out is None:
+        return torch.lerp(partner, inputs, weight)
     return torch.lerp(partner, inputs, weight, out=out)
 
 
-def _class_targets(targets: Tensor, num_classes: int | None, validate: bool | None) -> Tensor:
-    """Sparse ``(B,)`` ids or ``(B, K)`` targets as float ``(B, K)``."""
-    if targets.ndim == 1 and not targets.dtype.is_floating_point:
-        if num_classes is None:
-            raise MixMaskError(f"sparse labels of shape {tuple(targets.shape)} need num_classes, but got None")
-        if _values_checked(targets, validate) and targets.numel() and (
-                int(targets.min()) < 0 or int(targets.max()) >= num_classes):
-            raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from "
-                               f"{int(targets.min())} to {int(targets.max())}")
+# -- class targets -------------------------------------------------------------------------------
+
+def _class_targets(targets: Tensor, num_classes: int | None) -> Tensor:
+    """Checked sparse ``(B,)`` ids or ``(B, K)`` targets as float ``(B, K)``."""
+    if targets.ndim == 1:
         # one-hot rows written straight into float32 (no int64 (B, K) intermediate)
         return torch.zeros((targets.shape[0], num_classes), device=targets.device).scatter_(
             1, targets.long()[:, None], 1.0)
-    if targets.ndim != 2:
-        raise MixMaskError(f"expected labels as (B,) int ids or (B, K) targets, but got shape {tuple(targets.shape)}")
-    if num_classes is not None and targets.shape[1] != num_classes:
-        raise MixMaskError(f"expected targets with num_classes={num_classes} columns, but got shape "
-                           f"{tuple(targets.shape)}")
     return targets if targets.dtype.is_floating_point else targets.float()
 
 
 def mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | None = None,
                       label_smoothing: float = 0.0, multi_label: bool = False,
                       validate: bool | None = None) -> Tensor:
-    """Mix class targets with the label weight of each sample: ``lam[i] * y[i] + (1 - lam[i]) * y[j[i]]``.
+    """Mix class targets with the label weight of each sample: ``w[i] * y[i] + (1 - w[i]) * y[j[i]]``.
+
+    ``w`` is ``params.label_lam``: the mask's mean, 1 for GridMask samples and reformulated draws.
 
     Args:
-        targets: ``(B,)`` int class ids (needs ``num_classes``), ``(B, K)`` one-hot/soft targets, or
-            ``(B, K)`` multi-label targets in {0, 1} (``multi_label=True``).
+        targets: ``(B,)`` int class ids (needs ``num_classes``), ``(B, K)`` one-hot/soft targets whose
+            rows sum to 1, or ``(B, K)`` multi-label targets in [0, 1] (``multi_label=True``).
         params: the draw used for the inputs.
         num_classes: K, for sparse ids.
         label_smoothing: eps in [0, 1): single-label targets become ``y * (1 - eps) + eps / K``,
             multi-label ones ``y * (1 - eps) + eps / 2`` entry by entry.
-        multi_label: smooth each entry as a binary target.
-        validate: check id ranges (default: on CPU only, since it syncs an accelerator).
+        multi_label: the targets are independent labels.
+        validate: check values (default: on CPU only, since it syncs an accelerator).
 
     Returns:
         float ``(B, K)`` soft targets; single-label rows sum to 1.
 
     Raises:
-        MixMaskError: not a tensor, a wrong shape or batch, sparse ids without ``num_classes`` or out of
-            ``[0, num_classes)``, a bad ``label_smoothing``.
+        MixMaskError: not MixParams or not a tensor; a wrong shape or batch; sparse ids without
+            ``num_classes`` or out of ``[0, num_classes)``; ``(B, 1)`` integer labels (ambiguous);
+            single-label rows that do not sum to 1 (or hold NaN); multi-label values outside [0, 1];
+            a bad ``label_smoothing``.
     """
-    if not isinstance(targets, Tensor):
-        raise MixMaskError(f"expected labels as a torch.Tensor, but got {type(targets).__name__}")
+    if not isinstance(params, MixParams):
+        raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
     eps = check_finite_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-    if targets.shape[:1] != (params.batch_size,):
-        raise MixMaskError(f"expected labels for {params.batch_size} samples, but got shape {tuple(targets.shape)}")
-    soft = _class_targets(targets, num_classes, validate)
-    if eps > 0:
-        soft = soft * (1.0 - eps) + (eps / 2 if multi_label else eps / soft.shape[1])
+    check_class_targets(targets, params.batch_size, num_classes=num_classes, multi_label=multi_label,
+                        validate=validate)
+    return _mix_class_targets(targets, params, num_classes=num_classes, label_smoothing=eps, multi_label=multi_label)
+
+
+def _mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | None, label_smoothing: float,
+                       multi_label: bool) -> Tensor:
+    """:func:`mix_class_targets` for arguments that passed :func:`check_class_targets`."""
+    soft = _class_targets(targets, num_classes)
+    if label_smoothing > 0:
+        soft = soft * (1.0 - label_smoothing) + (label_smoothing / 2 if multi_label else label_smoothing / soft.shape[1])
     index, weight = params.index.to(soft.device), params.label_lam.to(soft.device, soft.dtype)
     partner = soft.index_select(0, index)
+    if _grad(soft):
+        return torch.lerp(partner, soft, weight[:, None])
     return torch.lerp(partner, soft, weight[:, None], out=partner)
 
 
-def _dense_ids(targets: Tensor, params: MixParams) -> tuple[Tensor, bool]:
-    """A ``(B, *S)`` id map from ``(B, *S)`` or ``(B, 1, *S)``, and whether it had the channel."""
-    spatial = params.spatial_shape
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.is_complex():
-        raise MixMaskError(f"expected a dense map of integer class ids, but got dtype {targets.dtype}")
-    if tuple(targets.shape) == (params.batch_size, *spatial):
-        return targets, False
-    if tuple(targets.shape) == (params.batch_size, 1, *spatial):
-        return targets[:, 0], True
-    raise MixMaskError(f"expected dense targets of shape {(params.batch_size, *spatial)} or "
-                       f"{(params.batch_size, 1, *spatial)}, but got {tuple(targets.shape)}")
-
+# -- dense targets -------------------------------------------------------------------------------
 
 def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | None = None,
                       ignore_index: int | None = None, validate: bool | None = None) -> Tensor:
@@ -192,7 +361,7 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
         targets: int ``(B, *S)`` or ``(B, 1, *S)`` ids.
         params: the draw used for the inputs.
         num_classes: K; required for soft masks, and used to check ids.
-        ignore_index: id of pixels without a label.
+        ignore_index: id of pixels without a label; not a real class id, and a value the map's dtype holds.
         validate: check id ranges (default: on CPU only, since it syncs an accelerator).
 
     Returns:
@@ -200,27 +369,37 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
         entries sum to 1 per pixel, less the weight of ignored pixels.
 
     Raises:
-        MixMaskError: not an integer tensor of shape ``(B, *S)`` / ``(B, 1, *S)``, ids out of range, or a
-            soft mask without ``num_classes``.
+        MixMaskError: not MixParams; not an integer tensor of shape ``(B, *S)`` / ``(B, 1, *S)``; ids out
+            of range; a soft mask without ``num_classes``; a bad ``ignore_index``.
     """
-    if not isinstance(targets, Tensor):
-        raise MixMaskError(f"expected dense targets as a torch.Tensor, but got {type(targets).__name__}")
-    ids, had_channel = _dense_ids(targets, params)
-    if _values_checked(ids, validate) and ids.numel():
-        bad = ids < 0 if num_classes is None else (ids < 0) | (ids >= num_classes)
-        if ignore_index is not None:
-            bad &= ids != ignore_index
-        if bool(bad.any()):  # comparisons only (no copy of the map) unless there is an error to report
-            bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
-            extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
-            wrong = ids[bad].unique()
-            raise MixMaskError(f"expected dense ids in {bound}{extra}, but got {wrong.numel()} other value(s): "
-                               f"{wrong[:10].tolist()}")
+    if not isinstance(params, MixParams):
+        raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
+    if ignore_index is not None:
+        ignore_index = check_int("ignore_index", ignore_index)
+    check_dense_targets(targets, params.batch_size, params.spatial_shape, num_classes=num_classes,
+                        ignore_index=ignore_index, soft=not params.binary, validate=validate)
+    return _mix_dense_targets(targets, params, num_classes=num_classes, ignore_index=ignore_index)
+
+
+def _warped_ids(ids: Tensor, params: MixParams) -> Tensor:
+    """The partner ids ``ids[index]``, changed by the draw's warps (a new tensor)."""
+    partner = torch.index_select(ids, 0, params.index, out=empty(ids.shape, ids.dtype, ids.device))
+    for warp in params.warps:
+        partner.index_copy_(0, warp.rows, warp.warp_ids(partner.index_select(0, warp.rows)))
+    return partner
+
+
+def _mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | None,
+                       ignore_index: int | None) -> Tensor:
+    """:func:`mix_dense_targets` for arguments that passed :func:`check_dense_targets`."""
+    ids, had_channel = _dense_ids(targets, params.batch_size, params.spatial_shape)
+    if not params.mixed and params.binary:
+        return targets.clone()
     params = params.to(ids.device)
     erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
     mask = _compact(params.mask)
     if params.binary:
-        partner = torch.index_select(ids, 0, params.index, out=empty(ids.shape, ids.dtype, ids.device))
+        partner = _warped_ids(ids, params)
         if params.any_erase:  # GridMask hides pixels but keeps the object: own ids, or ignore_index
             mixed = torch.where(mask | erase, ids, partner, out=partner)
             if ignore_index is not None:
@@ -228,12 +407,10 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
         else:
             mixed = torch.where(mask, ids, partner, out=partner)
         return mixed.unsqueeze(1) if had_channel else mixed
-    if num_classes is None:
-        raise MixMaskError("a soft mask turns dense targets into per-pixel soft targets, which needs "
-                           "num_classes, but got None")
     valid = ids != ignore_index if ignore_index is not None else torch.ones_like(ids, dtype=torch.bool)
     own_ids = torch.where(valid, ids, 0).long()
-    partner_ids, partner_valid = own_ids.index_select(0, params.index), valid.index_select(0, params.index)
+    partner_ids = _warped_ids(own_ids, params)
+    partner_valid = _warped_ids(valid.view(torch.uint8), params).view(torch.bool)
     if params.any_erase:  # GridMask: the hidden part keeps the sample's own ids, or is ignored
         partner_ids = torch.where(erase, own_ids, partner_ids)
         partner_valid = torch.where(erase, valid & (ignore_index is None), partner_valid)

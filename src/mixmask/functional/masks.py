@@ -17,25 +17,12 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import (check_batch_size, check_finite_range, check_positive, check_spatial_shape,
-                                        to_device)
+from mixmask.functional._checks import (check_batch_size, check_finite_range, check_int, check_positive,
+                                        check_spatial_shape, to_device)
 from mixmask.functional._memory import empty
+from mixmask.functional.params import mask_mean
 
 __all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
-
-
-def _mask_mean(mask: Tensor) -> Tensor:
-    """``(B,)`` float32 mean of each sample's mask.
-
-    Bool masks are summed as uint8 into int32: on CPU ``count_nonzero`` and a bool ``sum`` take 10-20x
-    longer for some row lengths (15 ms against 0.8 ms for 16 x 512 x 512).
-    """
-    flat = mask.reshape(mask.shape[0], -1)
-    if mask.dtype == torch.bool:
-        total = flat.view(torch.uint8).sum(1, dtype=torch.int32 if flat.shape[1] < 2**31 else torch.int64)
-    else:
-        total = flat.sum(1, dtype=torch.float64)
-    return (total.double() / flat.shape[1]).float()
 
 
 def _check_lam(lam: Tensor) -> Tensor:
@@ -72,79 +59,126 @@ def _mixup_masks(lam: Tensor, spatial_shape: Sequence[int], device: torch.device
     return mask, lam
 
 
-def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Draw one box per sample whose unclipped volume is ``(1 - lam) * |S|`` (Yun et al., 2019).
+def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                 num_boxes: int = 1) -> tuple[Tensor, Tensor]:
+    """Draw boxes per sample whose unclipped volumes add up to ``(1 - lam) * |S|`` (Yun et al., 2019).
 
-    The box has the image's aspect ratio (side ``S_d * (1 - lam) ** (1 / D)``), a centre drawn
-    uniformly over the image, and is clipped to the image.
+    Each box has the image's aspect ratio (side ``S_d * ((1 - lam) / num_boxes) ** (1 / D)``), a centre
+    drawn uniformly over the image, and is clipped to the image. Boxes of one sample may overlap.
 
     Args:
         lam: ``(B,)`` drawn weights in [0, 1].
         spatial_shape: ``S`` of rank 1 to 3.
         generator: CPU generator for the centres.
+        num_boxes: boxes per sample (kornia's ``num_mix``), >= 1.
 
     Returns:
-        ``(low, high)``: ``(B, D)`` int64 CPU tensors, the clipped box is ``low <= coord < high``.
+        ``(low, high)``: ``(B, D)`` int64 CPU tensors (``(B, num_boxes, D)`` when ``num_boxes > 1``); a
+        clipped box is ``low <= coord < high``.
 
     Raises:
-        MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
+        MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape or num_boxes.
     """
-    return _cutmix_boxes(_check_lam(lam), spatial_shape, generator)
+    num_boxes = check_int("num_boxes", num_boxes, low=1)
+    low, high = _cutmix_boxes(_check_lam(lam), spatial_shape, generator, num_boxes)
+    return (low[:, 0], high[:, 0]) if num_boxes == 1 else (low, high)
 
 
-def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """:func:`cutmix_boxes` for weights the library drew itself (not checked)."""
+def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
+                  num_boxes: int = 1) -> tuple[Tensor, Tensor]:
+    """:func:`cutmix_boxes` for weights the library drew itself (not checked): ``(B, num_boxes, D)``."""
     shape = check_spatial_shape(spatial_shape)
     lam = lam.to(dtype=torch.float64, device="cpu")
     sizes = torch.tensor(shape, dtype=torch.float64)
-    sides = torch.round(sizes * (1.0 - lam[:, None]) ** (1.0 / len(shape))).long()
-    centres = (torch.rand(lam.shape[0], len(shape), generator=generator, dtype=torch.float64) * sizes).long()
+    share = ((1.0 - lam) / num_boxes)[:, None, None]
+    sides = torch.round(sizes * share ** (1.0 / len(shape))).long()
+    centres = (torch.rand(lam.shape[0], num_boxes, len(shape), generator=generator, dtype=torch.float64)
+               * sizes).long()
     low = centres - sides // 2
-    high = low + sides
     limit = torch.tensor(shape)
-    return low.clamp(min=0).minimum(limit), high.clamp(min=0).minimum(limit)
+    return low.clamp(min=0).minimum(limit), (low + sides).clamp(min=0).minimum(limit)
 
 
-def _box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-    """``(B, *S)`` bool, True outside each sample's box (one full-size pass: ``~in_1 | ... | ~in_D``)."""
-    outside = None
+def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tuple[float, float],
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One box per sample with sides drawn in a range of the image's sides, inside the image.
+
+    Side ``d`` is a uniform int in ``[int(S_d * low), int(S_d * high))`` (at least 1) and the box's
+    corner is uniform over the places where it fits: timm's ``cutmix_minmax`` boxes.
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        size_range: ``(low, high)`` fractions of each side, ``0 <= low < high <= 1``.
+        generator: CPU generator.
+
+    Returns:
+        ``(low, high)``: ``(B, 1, D)`` int64 CPU tensors.
+    """
+    shape = check_spatial_shape(spatial_shape)
+    sizes = torch.tensor(shape, dtype=torch.float64)
+    first = (sizes * size_range[0]).long().clamp(min=1)
+    last = (sizes * size_range[1]).long().clamp(min=1).maximum(first + 1)  # exclusive
+    draws = torch.rand(batch_size, 1, len(shape), generator=generator, dtype=torch.float64)
+    sides = (first + (draws * (last - first)).long()).minimum(torch.tensor(shape))
+    corners = (torch.rand(batch_size, 1, len(shape), generator=generator, dtype=torch.float64)
+               * (torch.tensor(shape) - sides + 1)).long()
+    return corners, corners + sides
+
+
+def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """``(B, *S)`` bool, True outside every box of each sample, and its ``(B,)`` float32 mean.
+
+    Args:
+        low, high: ``(B, n, D)`` box corners (``low <= coord < high``).
+        shape: ``S``.
+        device: where the mask is built.
+    """
+    dims = len(shape)
+    volumes = (high - low).clamp(min=0).prod(-1)
+    keep = None
     low, high = to_device(low, device), to_device(high, device)
-    for d, size in enumerate(shape):
-        coord = torch.arange(size, device=device)
-        axis = (coord < low[:, d, None]) | (coord >= high[:, d, None])
-        axis = axis.view(-1, *[size if k == d else 1 for k in range(len(shape))])
-        outside = axis if outside is None else outside | axis
-    return outside.expand(-1, *shape).contiguous()
+    for b in range(low.shape[1]):  # a loop over boxes, not samples: one full-size pass per box
+        outside = None
+        for d, size in enumerate(shape):
+            coord = torch.arange(size, device=device)
+            axis = (coord < low[:, b, d, None]) | (coord >= high[:, b, d, None])
+            axis = axis.view(-1, *[size if k == d else 1 for k in range(dims)])
+            outside = axis if outside is None else outside | axis
+        keep = outside if keep is None else keep & outside
+    mask = keep.expand(-1, *shape).contiguous()
+    if low.shape[1] == 1:  # one box: the kept area is known without reading the mask
+        return mask, to_device(1.0 - volumes[:, 0].double() / math.prod(shape), device, torch.float32)
+    return mask, mask_mean(mask)
 
 
 def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
-                 device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """CutMix masks: 1 outside one box per sample (an interval, rectangle or cuboid), 0 inside.
+                 device: torch.device | str = "cpu", *, num_boxes: int = 1) -> tuple[Tensor, Tensor]:
+    """CutMix masks: 0 inside ``num_boxes`` boxes per sample (intervals, rectangles or cuboids), 1 outside.
 
     Args:
-        lam: ``(B,)`` drawn weights; the box's unclipped volume is ``(1 - lam) * |S|``.
+        lam: ``(B,)`` drawn weights; the boxes' unclipped volumes add up to ``(1 - lam) * |S|``.
         spatial_shape: ``S`` of rank 1 to 3.
         generator: CPU generator for the box centres.
-        device: where the mask lives.
+        device: where the mask is built.
+        num_boxes: boxes per sample.
 
     Returns:
-        ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` float32 area outside the clipped box.
+        ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` float32 area outside the clipped boxes.
 
     Raises:
-        MixMaskError: lam not a (B,) tensor in [0, 1], or a bad shape.
+        MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape or num_boxes.
     """
-    return _cutmix_masks(_check_lam(lam), spatial_shape, generator, device)
+    num_boxes = check_int("num_boxes", num_boxes, low=1)
+    return _cutmix_masks(_check_lam(lam), spatial_shape, generator, device, num_boxes)
 
 
 def _cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
-                  device: torch.device | str) -> tuple[Tensor, Tensor]:
+                  device: torch.device | str, num_boxes: int = 1) -> tuple[Tensor, Tensor]:
     """:func:`cutmix_masks` for weights the library drew itself (not checked)."""
     shape = check_spatial_shape(spatial_shape)
-    low, high = _cutmix_boxes(lam, shape, generator)
-    mask = _box_masks(low, high, shape, device)
-    box_volume = (high - low).prod(1).double()
-    lam_used = to_device(1.0 - box_volume / math.prod(shape), device, torch.float32)
-    return mask, lam_used
+    low, high = _cutmix_boxes(lam, shape, generator, num_boxes)
+    return box_masks(low, high, shape, device)
 
 
 #: Samples per independently seeded block of a CPU spectrum draw. Fixed, so a seed gives the same
@@ -327,6 +361,31 @@ def _kth_largest(values: Tensor, counts: Tensor) -> Tensor:
     return torch.where(to_device(counts > 0, values.device), kth, torch.full_like(kth, math.inf))
 
 
+def _top_counts(values: Tensor, counts: Tensor) -> Tensor:
+    """``(B, N)`` bool holding exactly ``counts[i]`` True entries per row: the row's largest values.
+
+    Values equal to the threshold (float ties) are taken in flat order, first come first kept, so a
+    mask never holds ``counts[i] + 1`` pixels. On CPU only rows that hold ties are redone (read from
+    host memory); on accelerators every row is, without a host sync.
+    """
+    kth = _kth_largest(values, counts)[:, None]
+    mask = values >= kth
+    counts = to_device(counts, values.device)
+    if values.device.type == "cpu":
+        rows = (mask.view(torch.uint8).sum(1, dtype=torch.int64) != counts).nonzero()[:, 0]
+        if rows.numel() == 0:
+            return mask
+        values, kth, counts = values[rows], kth[rows], counts[rows]
+    above = values > kth
+    ties = values == kth
+    wanted = (counts - above.sum(1))[:, None]
+    fixed = above | (ties & (ties.cumsum(1, dtype=torch.int32) <= wanted))
+    if values.device.type != "cpu":
+        return fixed
+    mask[rows] = fixed
+    return mask
+
+
 def _soft_from_ranks(values: Tensor, counts: Tensor, lam: Tensor, max_soft: float) -> Tensor:
     """Soft-edged masks as in the FMix code: the ranks around the cut fall linearly from 1 to 0."""
     b, n = values.shape
@@ -374,9 +433,9 @@ def _fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gene
     if max_soft > 0:
         mask = _soft_from_ranks(grey, counts, lam, max_soft)
     else:
-        mask = grey >= _kth_largest(grey, counts)[:, None]
+        mask = _top_counts(grey, counts)
     mask = mask.view(-1, *shape)
-    return mask, _mask_mean(mask)
+    return mask, mask_mean(mask)
 
 
 def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
@@ -437,4 +496,4 @@ def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: tor
         axis = torch.remainder(coords[d] + shift, cells.view(-1, *[1] * dims)) < dropped_side.view(-1, *[1] * dims)
         dropped = axis if dropped is None else dropped & axis
     mask = ~dropped.expand(batch_size, *shape)
-    return mask, _mask_mean(mask)
+    return mask, mask_mean(mask)

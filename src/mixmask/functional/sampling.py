@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_choice, check_positive
+from mixmask.functional._checks import check_batch_size, check_choice, check_generator, check_positive
 
 __all__ = ["Pairing", "PAIRINGS", "sample_lam", "sample_partners"]
 
@@ -39,9 +39,11 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
         ``(B,)`` float64 tensor in [0, 1].
 
     Raises:
-        MixMaskError: alpha is not a finite number > 0.
+        MixMaskError: a bad batch size, alpha not a finite number > 0, or no CPU generator.
     """
+    batch_size = check_batch_size(batch_size)
     alpha = check_positive("alpha", alpha)
+    check_generator(generator)
     shape = torch.full((2, batch_size), alpha, dtype=torch.float64)
     if reformulate:
         shape[0] += 1.0
@@ -72,6 +74,10 @@ def _other_class(labels: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(differs.any(1), choice, fallback)
 
 
+def _describe(value: object) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+
+
 def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairing = "permutation",
                     labels: Tensor | None = None) -> Tensor:
     """Draw the partner index ``j``: sample ``i`` is mixed with sample ``j[i]``.
@@ -89,9 +95,12 @@ def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairin
         ``(B,)`` int64 CPU tensor. For B = 1 it is ``[0]``.
 
     Raises:
-        MixMaskError: an unknown pairing, or ``"other_class"`` without labels for B samples.
+        MixMaskError: a bad batch size, an unknown pairing, no CPU generator, or ``"other_class"``
+            without labels for B samples.
     """
+    batch_size = check_batch_size(batch_size)
     check_choice("pairing", pairing, PAIRINGS)
+    check_generator(generator)
     if batch_size == 1:
         return torch.zeros(1, dtype=torch.long)
     if pairing == "flip":
@@ -99,7 +108,7 @@ def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairin
     if pairing == "other_class":
         if labels is None:
             raise MixMaskError("pairing='other_class' needs labels, but got labels=None")
-        if labels.shape[0] != batch_size:
-            raise MixMaskError(f"expected labels for {batch_size} samples, but got shape {tuple(labels.shape)}")
+        if not isinstance(labels, Tensor) or labels.ndim == 0 or labels.shape[0] != batch_size:
+            raise MixMaskError(f"expected labels for {batch_size} samples, but got {_describe(labels)}")
         return _other_class(labels.detach().cpu(), generator)
     return _derangement(batch_size, generator)

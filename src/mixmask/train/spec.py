@@ -105,19 +105,19 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
 
     Args:
         spec: e.g. ``"none"``, ``"mixup:alpha=0.4"``, ``"fmix:decay_power=3"``,
-            ``"choice(cutmix,gridmask)"``, ``"choice(mixup,fmix):p=[0.3,0.7]"``.
+            ``"choice(cutmix,gridmask)"``, ``"choice(mixup,fmix):weights=[0.3,0.7]"``.
         num_classes: K passed to the transform.
         seed: seed of the transform's own generator.
         ignore_index: id of unlabelled pixels in dense targets (segmentation).
 
     Returns:
-        A :class:`~mixmask.transforms.MixTransform`, or None for ``"none"``.
+        A :class:`~mixmask.transforms.MixPolicy`, or None for ``"none"``.
 
     Raises:
         MixMaskError: unknown method or argument (the message lists the valid ones), bad syntax,
             or arguments the class rejects.
     """
-    from mixmask.transforms import MixTransform, RandomChoice
+    from mixmask.transforms import MixPolicy, RandomChoice
 
     if not isinstance(spec, str) or not spec.strip():
         raise MixMaskError(f"expected a mix spec such as 'mixup:alpha=0.4', but got {spec!r}")
@@ -155,7 +155,7 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
         transform = cls(num_classes=num_classes, **_arguments(rest.strip(), spec, cls), **extra)
     except TypeError as err:
         raise MixMaskError(f"bad arguments in mix spec {spec!r}: {err}") from err
-    if not isinstance(transform, MixTransform):
+    if not isinstance(transform, MixPolicy):
         raise MixMaskError(f"mix spec {spec!r} did not build a transform")
     return transform
 

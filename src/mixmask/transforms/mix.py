@@ -1,32 +1,43 @@
-"""Batch transforms: draw a :class:`MixParams` for a batch, then apply it to every target kind."""
+"""Batch transforms: a policy over mask samplers draws a :class:`MixParams`, kernels apply it.
+
+Every call runs in one order: **check** every input (images, labels, dense maps, replayed params),
+then **draw** (from the per-process stream of :mod:`mixmask.streams`), then **write**. A call that
+raises has written nothing and leaves the random stream where it was.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional import masks as M
-from mixmask.functional._checks import (as_generator, check_batch, check_choice, check_finite_range,
-                                        check_positive, device_generator, to_device)
-from mixmask.functional.kernels import mix_class_targets, mix_dense_targets, mix_inputs
-from mixmask.functional.params import METHODS, MixParams
-from mixmask.functional.sampling import PAIRINGS, Pairing, sample_lam, sample_partners
+from mixmask.functional import kernels as K
+from mixmask.functional._checks import (check_bool, check_choice, check_finite_range, check_generator, check_int,
+                                        to_device)
+from mixmask.functional.params import METHODS, MixParams, PartnerWarp
+from mixmask.functional.sampling import PAIRINGS, Pairing, sample_partners
+from mixmask.streams import ProcessStream, rewinding
+from mixmask.transforms.samplers import (CutMixSampler, FMixSampler, GridMaskSampler, MaskDraw, MaskSampler,
+                                         MixUpSampler, SamplerContext)
 
-__all__ = ["MixResult", "MixTransform", "MixUp", "CutMix", "FMix", "GridMask", "RandomChoice"]
+__all__ = ["MixResult", "MixPolicy", "MixUp", "CutMix", "FMix", "GridMask", "RandomChoice"]
 
 
 @dataclass(frozen=True)
 class MixResult:
-    """What a transform returns.
+    """What a transform returns; it unpacks like the peers' results.
+
+    ``x, y = mix(x, y)``, ``x, y, maps = mix(x, y, maps)``, ``x, maps = mix(x, masks=maps)``: iterating
+    yields ``inputs``, then ``targets`` when labels were given, then ``masks`` when maps were given.
 
     Attributes:
-        inputs: the mixed batch, same shape/dtype/device as the input batch.
+        inputs: the mixed batch, same shape/dtype/device (and torchvision type) as the input batch.
         targets: ``(B, K)`` soft class targets, or None when no labels were given.
         masks: mixed dense targets (ids, or ``(B, K, *S)`` soft targets for soft masks), or None.
         params: the draw; pass it as ``params=`` to replay it.
@@ -36,6 +47,18 @@ class MixResult:
     targets: Tensor | None
     masks: Tensor | None
     params: MixParams
+
+    def _items(self) -> tuple[Tensor, ...]:
+        return (self.inputs,) + tuple(t for t in (self.targets, self.masks) if t is not None)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __getitem__(self, position: int) -> Tensor:
+        return self._items()[position]
 
     @property
     def lam(self) -> Tensor:
@@ -53,233 +76,402 @@ class MixResult:
         return self.params.mask
 
 
-def _check_num_classes(num_classes: int | None) -> int | None:
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise MixMaskError(f"num_classes must be a positive int or None, but got {num_classes!r}")
-    return num_classes
+def _check_optional_int(name: str, value: int | None, low: int | None = None) -> int | None:
+    return None if value is None else check_int(name, value, low=low)
 
 
-def _unwrap(tensor: Any) -> Tensor:
+# -- torchvision types ---------------------------------------------------------------------------
+
+def _tv_type(tensor: Any) -> str | None:
+    """The name of a torchvision ``tv_tensors`` type, or None for anything else."""
+    if not isinstance(tensor, Tensor) or type(tensor) is Tensor:
+        return None
+    module = type(tensor).__module__ or ""
+    return type(tensor).__name__ if module.startswith("torchvision") else None
+
+
+def _plain(tensor: Any) -> Any:
     """A plain tensor view of ``tensor`` (torchvision ``tv_tensors`` are Tensor subclasses)."""
     return tensor.as_subclass(Tensor) if isinstance(tensor, Tensor) and type(tensor) is not Tensor else tensor
 
 
 def _rewrap(result: Tensor, like: Any) -> Tensor:
     """Give ``result`` the ``tv_tensors`` type of ``like`` (a no-op for plain tensors)."""
-    if type(like) is Tensor or not isinstance(like, Tensor):
+    if _tv_type(like) is None:
         return result
     from torchvision import tv_tensors
 
     return tv_tensors.wrap(result, like=like)
 
 
-class MixTransform:
-    """Base of the mixing transforms: pairing, apply probability, randomness and the call.
+@dataclass(frozen=True)
+class _Batch:
+    """An input batch as the kernels see it: a plain ``(B, C, *S)`` or ``(B, *S, C)`` tensor."""
 
-    Subclasses define which mask each sample gets (:meth:`draw_masks`). A call draws
-    :class:`MixParams` (:meth:`sample`) and applies them to the inputs, class labels and dense maps
-    (:meth:`apply`). The last draw is kept as :attr:`last_params`.
+    data: Tensor
+    channels_last: bool
+    original: Any
+
+    def restore(self, mixed: Tensor) -> Tensor:
+        """``mixed`` (shaped like :attr:`data`) in the caller's shape and torchvision type."""
+        return _rewrap(mixed.view(self.original.shape), self.original)
+
+
+def _as_batch(inputs: Any, channels_last: bool | None) -> tuple[_Batch, bool | None]:
+    """Unwrap torchvision types; a ``Video`` ``(B, T, C, H, W)`` is mixed as ``(B, T*C, H, W)``: one mask per clip."""
+    kind = _tv_type(inputs)
+    if kind in ("Mask", "BoundingBoxes", "KeyPoints"):
+        raise MixMaskError(f"expected an image batch as inputs, but got a tv_tensors.{kind}: pass segmentation "
+                           "maps as masks=, and mix boxes with a box-aware transform")
+    data = _plain(inputs)
+    if kind == "Video":
+        if data.ndim != 5 or channels_last:
+            raise MixMaskError(f"expected a tv_tensors.Video batch of shape (B, T, C, H, W) (channels first), but "
+                               f"got shape {tuple(data.shape)}{' with channels_last=True' if channels_last else ''}")
+        data = data.reshape(data.shape[0], -1, *data.shape[3:])
+        channels_last = False
+    return _Batch(data, bool(channels_last), inputs), channels_last
+
+
+def _dense(masks: Any) -> Any:
+    if _tv_type(masks) not in (None, "Mask"):
+        raise MixMaskError(f"expected dense maps as a tensor or tv_tensors.Mask, but got a tv_tensors.{_tv_type(masks)}")
+    return _plain(masks)
+
+
+# -- the policy ----------------------------------------------------------------------------------
+
+#: Options of a policy that touch pairing and targets, with their defaults.
+_SHARED_OPTIONS: dict[str, Any] = {"pairing": "permutation", "per_sample": True, "num_classes": None,
+                                   "label_smoothing": 0.0, "multi_label": False, "ignore_index": None,
+                                   "channels_last": None, "validate": None}
+
+
+class MixPolicy:
+    """A policy over mask samplers: pairing, apply probability, per-sample method choice, targets.
+
+    A call draws :class:`MixParams` (:meth:`sample`) and applies them to the inputs, class labels and
+    dense maps (:meth:`apply`). Single methods (:class:`MixUp`, :class:`CutMix`, :class:`FMix`,
+    :class:`GridMask`) are one-member policies; :class:`RandomChoice` combines them. No state beyond
+    the options: draws come from a per-process stream keyed by ``seed`` (or ``torch.initial_seed()``),
+    the DataLoader worker's seed and the distributed rank (see :mod:`mixmask.streams`).
 
     Args:
         p: probability that a sample is mixed (others pass through with lam = 1).
-        pairing: ``"permutation"`` (no self-pairs), ``"flip"`` or ``"other_class"`` (needs labels).
+        per_sample: a mask, lam and method per sample (default), or one for the whole batch (timm's
+            ``mode='batch'``, torchvision's MixUp/CutMix, kornia's ``same_on_batch``).
+        pairing: ``"permutation"`` (a random permutation without self-pairs), ``"flip"`` (reverse the
+            batch) or ``"other_class"`` (a partner with another label; needs labels).
         num_classes: K for sparse labels and soft dense targets (may also be given per call).
         label_smoothing: eps applied to class targets before mixing.
-        multi_label: class targets are independent {0, 1} entries.
-        ignore_index: id of unlabelled pixels in dense targets.
-        channels_last: inputs are ``(B, *S, C)`` instead of ``(B, C, *S)``.
-        seed: int seed of the transform's own generator.
-        generator: a CPU ``torch.Generator`` to draw from instead (not with ``seed``).
+        multi_label: class targets are independent labels in [0, 1].
+        ignore_index: id of unlabelled pixels in dense targets (not a real class id).
+        channels_last: inputs are ``(B, *S, C)`` (True) or ``(B, C, *S)`` (False); None reads them
+            channels first but refuses a batch whose last dim looks like channels (1, 3, 4) while
+            dim 1 does not.
+        seed: non-negative int seed of the transform's stream; None follows ``torch.manual_seed``.
         validate: check label/id values (default: on CPU only, since on accelerators it syncs); True also
             checks that float inputs are finite (a full pass over the batch).
+
+    Raises:
+        MixMaskError: an option out of range or of the wrong type.
     """
 
-    method: str = "none"
-
-    def __init__(self, *, p: float = 1.0, pairing: Pairing = "permutation", num_classes: int | None = None,
-                 label_smoothing: float = 0.0, multi_label: bool = False, ignore_index: int | None = None,
-                 channels_last: bool = False, seed: int | None = None, generator: torch.Generator | None = None,
+    def __init__(self, *, p: float = 1.0, per_sample: bool = True, pairing: Pairing = "permutation",
+                 num_classes: int | None = None, label_smoothing: float = 0.0, multi_label: bool = False,
+                 ignore_index: int | None = None, channels_last: bool | None = None, seed: int | None = None,
                  validate: bool | None = None) -> None:
         self.p = check_finite_range("p", p, 0.0, 1.0)
+        self.per_sample = check_bool("per_sample", per_sample)
         self.pairing = check_choice("pairing", pairing, PAIRINGS)
-        self.num_classes = _check_num_classes(num_classes)
+        self.num_classes = _check_optional_int("num_classes", num_classes, low=1)
         self.label_smoothing = check_finite_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-        self.multi_label = bool(multi_label)
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-            raise MixMaskError(f"ignore_index must be an int or None, but got {ignore_index!r}")
-        self.ignore_index = ignore_index
-        self.channels_last = bool(channels_last)
-        if validate is not None and not isinstance(validate, bool):
-            raise MixMaskError(f"validate must be True, False or None, but got {validate!r}")
-        self.validate = validate
-        self.generator = as_generator(seed, generator)
-        self.last_params: MixParams | None = None
+        self.multi_label = check_bool("multi_label", multi_label)
+        self.ignore_index = _check_optional_int("ignore_index", ignore_index)
+        K.check_ignore_index(self.ignore_index, self.num_classes)
+        self.channels_last = None if channels_last is None else check_bool("channels_last", channels_last)
+        self.validate = None if validate is None else check_bool("validate", validate)
+        self.seed = _check_optional_int("seed", seed, low=0)
+        self._stream = ProcessStream(self.seed)
+        self.samplers: tuple[MaskSampler, ...] = ()
 
-    # -- what a subclass defines -------------------------------------------------------------
-    def draw_masks(self, count: int, spatial_shape: tuple[int, ...], generator: torch.Generator,
-                   device: torch.device) -> tuple[Tensor, Tensor]:
-        """``(mask (count, *S), lam (count,))`` for ``count`` samples of this method."""
-        raise NotImplementedError
+    def _set_samplers(self, samplers: Sequence[MaskSampler], weights: Sequence[float], probs: Sequence[float]) -> None:
+        """The members: each sampler with its choice weight and its own apply probability."""
+        fills = {s.fill for s in samplers if s.fills}
+        if len(fills) > 1:
+            raise MixMaskError(f"expected one fill value for the fill methods of a policy, but got {sorted(fills)}")
+        self.samplers = tuple(samplers)
+        self.fill = fills.pop() if fills else 0.0
+        total = float(sum(weights))
+        self._weights = torch.tensor(weights, dtype=torch.float64) / total
+        self._probs = torch.tensor(probs, dtype=torch.float64)
+        self._method_ids = torch.tensor([METHODS.index(s.method) for s in samplers])
+        self._fills = torch.tensor([s.fills for s in samplers])
+        self.soft = any(s.soft for s in samplers)
 
-    @property
-    def mixes_partner(self) -> bool:
-        """Whether the method takes content from a partner sample (False for GridMask)."""
-        return True
+    # -- checks ----------------------------------------------------------------------------------
+    def _check(self, inputs: Any, labels: Any, masks: Any, params: MixParams | None, num_classes: int | None,
+               inplace: bool = False, workspace: Tensor | None = None, saliency: Any = None) -> tuple[_Batch, tuple]:
+        """Check every input of a call; return the batch and its ``(B, C, S)``."""
+        batch, channels_last = _as_batch(inputs, self.channels_last)
+        b, _, spatial = K.check_inputs(batch.data, params, channels_last=channels_last, inplace=inplace,
+                                       workspace=workspace, validate=self.validate)
+        if params is None:
+            if any(s.fills for s in self.samplers):
+                K.check_fill(self.fill, batch.data.dtype)
+            for sampler in self.samplers:
+                sampler.check(spatial, masks)
+        if labels is not None:
+            K.check_class_targets(_plain(labels), b, num_classes=num_classes, multi_label=self.multi_label,
+                                  validate=self.validate)
+        elif self.pairing == "other_class" and params is None:
+            raise MixMaskError("pairing='other_class' needs labels, but got labels=None")
+        if masks is not None:
+            K.check_ignore_index(self.ignore_index, num_classes)
+            soft = self.soft if params is None else not params.binary
+            K.check_dense_targets(_dense(masks), b, spatial, num_classes=num_classes,
+                                  ignore_index=self.ignore_index, soft=soft, validate=self.validate)
+        if saliency is not None and (not isinstance(saliency, Tensor) or tuple(saliency.shape) != (b, *spatial)):
+            got = tuple(saliency.shape) if isinstance(saliency, Tensor) else type(saliency).__name__
+            raise MixMaskError(f"expected a saliency map of shape {(b, *spatial)}, but got {got}")
+        return batch, (b, spatial)
 
-    def _draw_method_ids(self, batch_size: int, generator: torch.Generator) -> Tensor:
-        return torch.full((batch_size,), METHODS.index(self.method), dtype=torch.long)
+    def _num_classes(self, num_classes: int | None) -> int | None:
+        return self.num_classes if num_classes is None else check_int("num_classes", num_classes, low=1)
 
-    def _members(self) -> dict[str, MixTransform]:
-        return {self.method: self}
-
-    # -- sampling and applying -----------------------------------------------------------------
-    def sample(self, inputs: Tensor, labels: Tensor | None = None, *,
-               generator: torch.Generator | None = None) -> MixParams:
+    # -- drawing ---------------------------------------------------------------------------------
+    def sample(self, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None, *,
+               saliency: Tensor | None = None, generator: torch.Generator | None = None) -> MixParams:
         """Draw the parameters for a batch (nothing is mixed).
 
         Args:
             inputs: the batch, ``(B, C, *S)`` (or channels last).
-            labels: needed for ``pairing="other_class"``.
-            generator: CPU generator to draw from instead of the transform's own.
-        """
-        inputs = _unwrap(inputs)
-        batch, _, spatial = check_batch(inputs, self.channels_last)
-        gen = self.generator if generator is None else generator
-        device = inputs.device
-        index = sample_partners(batch, gen, self.pairing, _unwrap(labels) if labels is not None else None)
-        method = self._draw_method_ids(batch, gen)
-        applied = torch.rand(batch, generator=gen, dtype=torch.float64) < self.p
-        members = self._members()
-        if batch == 1:  # a lone sample has no partner to mix with
-            applied &= torch.tensor([not members[METHODS[int(method[0])]].mixes_partner])
-        method = torch.where(applied, method, torch.zeros_like(method))
-        used = [m for m in dict.fromkeys(METHODS[i] for i in method.tolist()) if m != "none"]
-        lam = torch.ones(batch, dtype=torch.float32, device=device)
-        fill = members["gridmask"].fill if "gridmask" in members else 0.0
-        if not used:
-            mask = torch.ones((batch, *spatial), dtype=torch.bool, device=device)
-        elif len(used) == 1 and bool(applied.all()):
-            mask, lam = members[used[0]].draw_masks(batch, spatial, gen, device)
-        elif used == ["mixup"]:
-            rows = method == METHODS.index("mixup")
-            drawn = members["mixup"].draw_lams(int(rows.sum()), gen)
-            mask, lam = M._mixup_masks(torch.ones(batch, dtype=torch.float64).masked_scatter_(rows, drawn),
-                                       spatial, device)
-        else:
-            parts = {m: members[m].draw_masks(int((method == METHODS.index(m)).sum()), spatial, gen, device)
-                     for m in used}
-            binary = all(part[0].dtype == torch.bool for part in parts.values())
-            mask = torch.ones((batch, *spatial), dtype=torch.bool if binary else torch.float32, device=device)
-            for m, (part_mask, part_lam) in parts.items():
-                rows = to_device((method == METHODS.index(m)).nonzero()[:, 0], device)
-                mask.index_copy_(0, rows, part_mask.to(mask.dtype))
-                lam.index_copy_(0, rows, part_lam)
-        return MixParams._trusted(to_device(index, device), lam, mask, method, fill)
-
-    def apply(self, params: MixParams, inputs: Tensor, labels: Tensor | None = None, *,
-              num_classes: int | None = None, masks: Tensor | None = None, inplace: bool = False,
-              workspace: Tensor | None = None) -> MixResult:
-        """Apply a draw to a batch and its targets (see :meth:`__call__`)."""
-        if not isinstance(params, MixParams):
-            raise MixMaskError(f"expected params as MixParams, but got {type(params).__name__}")
-        num_classes = _check_num_classes(num_classes) if num_classes is not None else self.num_classes
-        mixed = mix_inputs(_unwrap(inputs), params, channels_last=self.channels_last, inplace=inplace,
-                           workspace=workspace, validate=self.validate)
-        targets = dense = None
-        if labels is not None:
-            targets = mix_class_targets(_unwrap(labels), params, num_classes=num_classes,
-                                        label_smoothing=self.label_smoothing, multi_label=self.multi_label,
-                                        validate=self.validate)
-        if masks is not None:
-            dense = mix_dense_targets(_unwrap(masks), params, num_classes=num_classes,
-                                      ignore_index=self.ignore_index, validate=self.validate)
-            dense = _rewrap(dense, masks)  # soft (B, K, *S) targets stay a per-pixel Mask too
-        self.last_params = params
-        return MixResult(_rewrap(mixed, inputs), targets, dense, params)
-
-    def __call__(self, inputs: Tensor, labels: Tensor | None = None, num_classes: int | None = None,
-                 masks: Tensor | None = None, params: MixParams | None = None) -> MixResult:
-        """Mix a batch.
-
-        Args:
-            inputs: ``(B, C, *S)`` float or uint8 (``(B, *S, C)`` with ``channels_last``); never
-                modified.
-            labels: ``(B,)`` class ids, or ``(B, K)`` one-hot / soft / multi-label targets.
-            num_classes: K (overrides the transform's).
-            masks: dense id maps ``(B, *S)`` or ``(B, 1, *S)`` mixed with the same mask.
-            params: replay this draw instead of drawing a new one.
-
-        Returns:
-            :class:`MixResult` with ``inputs``, ``targets``, ``masks``, ``lam``, ``index``, ``mask``
-            and ``params``.
+            labels: class labels (needed for ``pairing="other_class"``).
+            masks: dense id maps, for methods that read them.
+            saliency: ``(B, *S)`` saliency map, for methods that read one.
+            generator: a CPU generator to draw from instead of the transform's stream.
 
         Raises:
-            MixMaskError: bad inputs, labels or dense maps (see the kernels); nothing is modified.
+            MixMaskError: bad inputs, labels or maps; the stream is left as it was.
         """
-        if params is None:
-            params = self.sample(inputs, labels)
-        return self.apply(params, inputs, labels, num_classes=num_classes, masks=masks)
+        batch, (b, spatial) = self._check(inputs, labels, masks, None, self.num_classes, saliency=saliency)
+        return self._draw(batch, b, spatial, labels, masks, saliency, generator)
 
-    def _describe(self) -> dict[str, Any]:
-        return {}
+    def _draw(self, batch: _Batch, b: int, spatial: tuple[int, ...], labels: Any, masks: Any, saliency: Any,
+              generator: torch.Generator | None) -> MixParams:
+        if generator is not None:
+            gen, lock = check_generator(generator), None
+        else:
+            with self._stream.lock:
+                gen, lock = self._stream(), self._stream.lock
+        with rewinding(gen, lock):
+            return self._draw_with(batch, b, spatial, labels, masks, saliency, gen)
+
+    def _draw_with(self, batch: _Batch, b: int, spatial: tuple[int, ...], labels: Any, masks: Any, saliency: Any,
+                   gen: torch.Generator) -> MixParams:
+        data = batch.data
+        device = data.device
+        index = sample_partners(b, gen, self.pairing, _plain(labels) if labels is not None else None)
+        draws = b if self.per_sample else 1
+        if len(self.samplers) > 1:
+            choice = torch.multinomial(self._weights, draws, replacement=True, generator=gen)
+        else:
+            choice = torch.zeros(draws, dtype=torch.long)
+        applied = torch.rand(draws, generator=gen, dtype=torch.float64) < self._probs[choice]
+        if b == 1:  # a lone sample has no partner: only the fill methods apply
+            applied &= self._fills[choice]
+        method = torch.where(applied, self._method_ids[choice], torch.zeros_like(choice)).expand(b).contiguous()
+        view = None
+        if any(s.method != "none" for s in self.samplers):
+            view = data.detach().movedim(-1, 1) if batch.channels_last else data.detach()
+        parts: list[tuple[Tensor, MaskDraw]] = []
+        for k, sampler in enumerate(self.samplers):
+            rows = (applied & (choice == k)).nonzero()[:, 0]
+            if rows.numel() == 0:
+                continue
+            ctx = SamplerContext(rows.numel(), rows, index[rows], spatial, device, data.dtype, gen, view,
+                                 _plain(labels) if labels is not None else None,
+                                 _dense_ids_view(masks, b, spatial), saliency)
+            draw = sampler.draw(ctx)
+            if not self.per_sample and draw.warp is not None:
+                raise MixMaskError(f"{type(sampler).__name__} changes partners per sample and cannot draw with "
+                                   "per_sample=False")
+            parts.append((rows, draw))
+        mask, lam, label_lam, warps = self._assemble(parts, b, spatial, device)
+        return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps)
+
+    def _assemble(self, parts: list[tuple[Tensor, MaskDraw]], b: int, spatial: tuple[int, ...],
+                  device: torch.device) -> tuple[Tensor, Tensor, Tensor, tuple[PartnerWarp, ...]]:
+        """One ``(B, *S)`` mask, ``lam`` and ``label_lam`` from the parts drawn for some rows each."""
+        dims = (1,) * len(spatial)
+        dtype = torch.float32 if self.soft else torch.bool
+        warps = tuple(draw.warp for _, draw in parts if draw.warp is not None)
+        if not self.per_sample:  # one draw for the whole batch, or none
+            if not parts:
+                ones = torch.ones((1, *dims), dtype=dtype, device=device).expand(b, *spatial)
+                return ones, torch.ones(b, device=device), torch.ones(b, device=device), warps
+            draw = parts[0][1]
+            mask = draw.lam.view(1, *dims) if draw.mask is None else draw.mask
+            label_lam = draw.lam if draw.label_lam is None else draw.label_lam
+            return mask.to(dtype).expand(b, *spatial), draw.lam.expand(b), label_lam.expand(b), warps
+        if len(parts) == 1 and parts[0][0].numel() == b:  # one method for every row: its draw as it is
+            draw = parts[0][1]
+            mask = draw.lam.view(-1, *dims).expand(b, *spatial) if draw.mask is None else draw.mask.to(dtype)
+            return mask, draw.lam, draw.lam if draw.label_lam is None else draw.label_lam, warps
+        lam = torch.ones(b, device=device)
+        label_lam = torch.ones(b, device=device)
+        for rows, draw in parts:
+            rows = to_device(rows, device)
+            lam.index_copy_(0, rows, draw.lam)
+            label_lam.index_copy_(0, rows, draw.lam if draw.label_lam is None else draw.label_lam)
+        if all(draw.mask is None for _, draw in parts):  # constant masks only: a view of lam
+            return lam.view(-1, *dims).expand(b, *spatial), lam, label_lam, warps
+        mask = torch.ones((b, *spatial), dtype=dtype, device=device)
+        for rows, draw in parts:
+            part = draw.lam.view(-1, *dims).expand(-1, *spatial) if draw.mask is None else draw.mask
+            mask.index_copy_(0, to_device(rows, device), part.to(dtype))
+        return mask, lam, label_lam, warps
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply(self, params: MixParams, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None,
+              *, num_classes: int | None = None, inplace: bool = False, workspace: Tensor | None = None) -> MixResult:
+        """Apply a draw to a batch and its targets (see :meth:`__call__`).
+
+        Args:
+            params: a draw for this batch's shape.
+            inplace: write the mixed batch into ``inputs`` (a batch the caller owns).
+            workspace: with ``inplace``, scratch memory like ``inputs`` reused across calls.
+            and the arguments of :meth:`__call__`.
+
+        Raises:
+            MixMaskError: bad params or inputs; nothing is written.
+        """
+        if not isinstance(params, MixParams):
+            raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
+        num_classes = self._num_classes(num_classes)
+        batch, _ = self._check(inputs, labels, masks, params, num_classes, inplace, workspace)
+        return self._write(params, batch, labels, masks, num_classes, inplace, workspace)
+
+    def _write(self, params: MixParams, batch: _Batch, labels: Any, masks: Any, num_classes: int | None,
+               inplace: bool = False, workspace: Tensor | None = None) -> MixResult:
+        mixed = K._mix_inputs(batch.data, params, channels_last=batch.channels_last, inplace=inplace,
+                              workspace=workspace)
+        targets = dense = None
+        if labels is not None:
+            targets = K._mix_class_targets(_plain(labels), params, num_classes=num_classes,
+                                           label_smoothing=self.label_smoothing, multi_label=self.multi_label)
+        if masks is not None:
+            dense = _rewrap(K._mix_dense_targets(_plain(masks), params, num_classes=num_classes,
+                                                 ignore_index=self.ignore_index), masks)
+        return MixResult(batch.restore(mixed), targets, dense, params)
+
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None, *,
+                 num_classes: int | None = None, params: MixParams | None = None,
+                 saliency: Tensor | None = None) -> MixResult:
+        """Mix a batch: check everything, draw (or replay ``params``), then write.
+
+        Args:
+            inputs: ``(B, C, *S)`` float or uint8 (``(B, *S, C)`` with ``channels_last``), a plain
+                tensor or a torchvision ``Image`` (or ``Video`` ``(B, T, C, H, W)``: one mask per
+                clip); never modified.
+            labels: ``(B,)`` class ids, or ``(B, K)`` one-hot / soft / multi-label targets.
+            masks: dense id maps ``(B, *S)`` or ``(B, 1, *S)`` mixed with the same mask.
+            num_classes: K (overrides the transform's).
+            params: replay this draw instead of drawing a new one.
+            saliency: ``(B, *S)`` saliency map, for methods that read one.
+
+        Returns:
+            :class:`MixResult`: unpacks as ``x, y`` (``x, y, maps``; ``x, maps``) and has ``inputs``,
+            ``targets``, ``masks``, ``lam``, ``index``, ``mask`` and ``params``.
+
+        Raises:
+            MixMaskError: bad inputs, labels, dense maps or params; nothing is modified and the random
+                stream is left as it was.
+        """
+        return self._run(inputs, labels, masks, num_classes=num_classes, params=params, saliency=saliency)
+
+    def _run(self, inputs: Any, labels: Any, masks: Any, *, num_classes: int | None = None,
+             params: MixParams | None = None, saliency: Any = None, generator: torch.Generator | None = None,
+             inplace: bool = False, workspace: Tensor | None = None) -> MixResult:
+        """A whole call: check every input, draw (or replay ``params``), write."""
+        num_classes = self._num_classes(num_classes)
+        batch, (b, spatial) = self._check(inputs, labels, masks, params, num_classes, inplace, workspace, saliency)
+        if params is None:
+            params = self._draw(batch, b, spatial, labels, masks, saliency, generator)
+        return self._write(params, batch, labels, masks, num_classes, inplace, workspace)
+
+    # -- description -----------------------------------------------------------------------------
+    def shared_options(self) -> dict[str, Any]:
+        """The policy options that differ from their defaults."""
+        return {k: getattr(self, k) for k, v in _SHARED_OPTIONS.items() if getattr(self, k) != v}
 
     def __repr__(self) -> str:
-        args = dict(self._describe())
-        defaults = {"p": 1.0, "pairing": "permutation", "label_smoothing": 0.0, "multi_label": False,
-                    "ignore_index": None, "channels_last": False, "num_classes": None}
-        args.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
+        args = dict(self.samplers[0].options()) if len(self.samplers) == 1 else {}
+        if self.p != 1.0:
+            args["p"] = self.p
+        args.update(self.shared_options())
+        if self.seed is not None:
+            args["seed"] = self.seed
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
-class _LamMethod(MixTransform):
-    """A method whose masks follow a drawn weight ``lam ~ Beta(alpha, alpha)`` (or a fixed one)."""
+def _dense_ids_view(masks: Any, b: int, spatial: tuple[int, ...]) -> Tensor | None:
+    if masks is None:
+        return None
+    ids = _plain(masks)
+    return ids.view(b, *spatial) if ids.ndim == len(spatial) + 2 else ids
 
-    def __init__(self, alpha: float = 1.0, *, lam: float | None = None, reformulate: bool = False,
-                 **kwargs: Any) -> None:
+
+class _OneMethod(MixPolicy):
+    """A one-member policy: the sampler built from the method's options, the policy from the rest."""
+
+    def __init__(self, sampler: MaskSampler, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.alpha = check_positive("alpha", alpha)
-        self.lam = None if lam is None else check_finite_range("lam", lam, 0.0, 1.0)
-        self.reformulate = bool(reformulate)
+        self._set_samplers([sampler], [1.0], [self.p])
 
-    def draw_lams(self, count: int, generator: torch.Generator) -> Tensor:
-        """``(count,)`` float64 weights on the CPU."""
-        if self.lam is not None:
-            return torch.full((count,), self.lam, dtype=torch.float64)
-        return sample_lam(count, self.alpha, generator, reformulate=self.reformulate)
-
-    def _describe(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"alpha": self.alpha}
-        if self.lam is not None:
-            args["lam"] = self.lam
-        if self.reformulate:
-            args["reformulate"] = True
-        return args
+    @property
+    def sampler(self) -> MaskSampler:
+        """The method's sampler (its options)."""
+        return self.samplers[0]
 
 
-class MixUp(_LamMethod):
+class MixUp(_OneMethod):
     """MixUp (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization"), per sample.
 
     Each sample gets its own ``lam ~ Beta(alpha, alpha)``: ``out = lam * x + (1 - lam) * x[j]``.
 
+    Args:
+        alpha: Beta concentration.
+        lam: a fixed weight instead of a draw.
+        reformulate: ``lam ~ Beta(alpha + 1, alpha)`` and targets are each sample's own labels (the
+            FMix paper's reformulation of MSDA).
+        and the :class:`MixPolicy` arguments.
+
     Example:
         >>> mix = MixUp(alpha=0.4, num_classes=10, seed=0)
-        >>> out = mix(torch.ones(8, 3, 32, 32), torch.arange(8))
-        >>> out.inputs.shape, out.targets.shape
+        >>> x, y = mix(torch.ones(8, 3, 32, 32), torch.arange(8))
+        >>> x.shape, y.shape
         (torch.Size([8, 3, 32, 32]), torch.Size([8, 10]))
     """
 
-    method = "mixup"
+    def __init__(self, alpha: float = 1.0, *, lam: float | None = None, reformulate: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(MixUpSampler(alpha, lam, reformulate), **kwargs)
 
-    def draw_masks(self, count, spatial_shape, generator, device):
-        return M._mixup_masks(self.draw_lams(count, generator), spatial_shape, device)
 
-
-class CutMix(_LamMethod):
+class CutMix(_OneMethod):
     """CutMix (Yun et al., 2019): a box of the partner pasted into each sample.
 
     Boxes are intervals, rectangles or cuboids (for 1-, 2- or 3-D data) of volume
     ``(1 - lam) * |S|`` before clipping; lam is then the area outside the clipped box.
+
+    Args:
+        alpha: Beta concentration.
+        num_boxes: boxes per sample (kornia's ``num_mix``), all from the one partner; their
+            unclipped volumes add up to ``(1 - lam) * |S|`` and lam is the area outside all of them.
+        size_range: draw each side in ``(low, high)`` times the image's side, the box inside the
+            image, instead of from lam (timm's ``cutmix_minmax``).
+        lam, reformulate, and the :class:`MixPolicy` arguments.
 
     Example:
         >>> out = CutMix(num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
@@ -287,13 +479,12 @@ class CutMix(_LamMethod):
         True
     """
 
-    method = "cutmix"
+    def __init__(self, alpha: float = 1.0, *, num_boxes: int = 1, size_range: tuple[float, float] | None = None,
+                 lam: float | None = None, reformulate: bool = False, **kwargs: Any) -> None:
+        super().__init__(CutMixSampler(alpha, lam, reformulate, num_boxes, size_range), **kwargs)
 
-    def draw_masks(self, count, spatial_shape, generator, device):
-        return M._cutmix_masks(self.draw_lams(count, generator), spatial_shape, generator, device)
 
-
-class FMix(_LamMethod):
+class FMix(_OneMethod):
     """FMix (Harris et al., 2020, "FMix: Enhancing Mixed Sample Data Augmentation").
 
     Each sample's mask keeps the top ``round(lam * |S|)`` values of its own low-frequency grey
@@ -303,7 +494,7 @@ class FMix(_LamMethod):
         alpha: Beta concentration.
         decay_power: spectrum decay; higher is smoother (the paper uses 3).
         max_soft: soft edge width as a fraction of ``|S|`` (0 = binary masks).
-        lam, reformulate, and the :class:`MixTransform` arguments.
+        lam, reformulate, and the :class:`MixPolicy` arguments.
 
     Example:
         >>> out = FMix(decay_power=3, num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
@@ -311,25 +502,12 @@ class FMix(_LamMethod):
         torch.bool
     """
 
-    method = "fmix"
-
     def __init__(self, alpha: float = 1.0, *, decay_power: float = 3.0, max_soft: float = 0.0,
-                 **kwargs: Any) -> None:
-        super().__init__(alpha, **kwargs)
-        self.decay_power = check_positive("decay_power", decay_power)
-        self.max_soft = check_finite_range("max_soft", max_soft, 0.0, 0.5)
-
-    def draw_masks(self, count, spatial_shape, generator, device):
-        lam = self.draw_lams(count, generator)
-        return M._fmix_masks(lam, spatial_shape, device_generator(generator, device),
-                             decay_power=self.decay_power, max_soft=self.max_soft, device=device)
-
-    def _describe(self):
-        return {**super()._describe(), "decay_power": self.decay_power,
-                **({"max_soft": self.max_soft} if self.max_soft else {})}
+                 lam: float | None = None, reformulate: bool = False, **kwargs: Any) -> None:
+        super().__init__(FMixSampler(alpha, lam, reformulate, decay_power, max_soft), **kwargs)
 
 
-class GridMask(MixTransform):
+class GridMask(_OneMethod):
     """GridMask (Chen et al., 2020, "GridMask Data Augmentation"): drop a grid of blocks.
 
     The partner is the constant ``fill``, not another sample, and labels are kept. Dense targets
@@ -339,87 +517,96 @@ class GridMask(MixTransform):
         cell_size: ``(low, high)`` range of the grid period as fractions of the smallest side.
         keep_ratio: fraction of each cell's side that is kept.
         rotate: largest random rotation in degrees (2-D only).
-        fill: value written into dropped pixels.
-        and the :class:`MixTransform` arguments.
+        fill: value written into dropped pixels (one the inputs' dtype can hold).
+        and the :class:`MixPolicy` arguments.
     """
-
-    method = "gridmask"
 
     def __init__(self, *, cell_size: tuple[float, float] = (96 / 224, 1.0), keep_ratio: float = 0.6,
                  rotate: float = 0.0, fill: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(cell_size, Sequence) or len(cell_size) != 2:
-            raise MixMaskError(f"cell_size must be a (low, high) pair, but got {cell_size!r}")
-        low, high = (check_finite_range("cell_size", c, 0.0, 1.0, low_open=True) for c in cell_size)
-        if low > high:
-            raise MixMaskError(f"cell_size must have low <= high, but got {tuple(cell_size)}")
-        self.cell_size = (low, high)
-        self.keep_ratio = check_finite_range("keep_ratio", keep_ratio, 0.0, 1.0, low_open=True, high_open=True)
-        self.rotate = check_finite_range("rotate", rotate, 0.0, 180.0)
-        self.fill = check_finite_range("fill", fill, -math.inf, math.inf)
-
-    @property
-    def mixes_partner(self) -> bool:
-        return False
-
-    def draw_masks(self, count, spatial_shape, generator, device):
-        return M.gridmask_masks(count, spatial_shape, generator, cell_size=self.cell_size,
-                                keep_ratio=self.keep_ratio, rotate=self.rotate, device=device)
-
-    def _describe(self):
-        return {"cell_size": self.cell_size, "keep_ratio": self.keep_ratio, "rotate": self.rotate, "fill": self.fill}
+        super().__init__(GridMaskSampler(cell_size, keep_ratio, rotate, fill), **kwargs)
 
 
-class RandomChoice(MixTransform):
+class RandomChoice(MixPolicy):
     """Pick a method per sample (or per batch) and mix the whole batch in one pass.
 
+    Members keep their own method options and apply probability ``p``. The options that touch pairing
+    and targets (``pairing``, ``per_sample``, ``num_classes``, ``label_smoothing``, ``multi_label``,
+    ``ignore_index``, ``channels_last``, ``validate``) are the policy's: a member may set one only to
+    the value the policy and the other members use, else :class:`MixMaskError` names the conflict.
+    Members draw from the policy's stream (a member's ``seed`` is refused). A ``RandomChoice`` member
+    contributes its own members, their weights scaled by its weight.
+
     Args:
-        transforms: the methods to choose from, at most one of each kind; their own ``p``,
-            pairing and seed are not used, the choice's are.
-        p: probabilities of each method (normalised); None for uniform.
-        per_sample: choose per sample (default) or one method for the whole batch.
-        apply_p: probability that a sample is mixed at all.
-        and the other :class:`MixTransform` arguments.
+        transforms: the members (single methods or other ``RandomChoice``).
+        weights: relative chance of each member (normalised); None for uniform.
+        p: apply probability for every member, overriding theirs (None: each member's own ``p``).
+        and the other :class:`MixPolicy` arguments.
 
     Example:
-        >>> policy = RandomChoice([CutMix(), GridMask()], p=[0.5, 0.5], num_classes=10, seed=0)
-        >>> policy(torch.ones(8, 3, 32, 32), torch.arange(8)).targets.shape
+        >>> policy = RandomChoice([CutMix(), GridMask()], weights=[0.5, 0.5], num_classes=10, seed=0)
+        >>> x, y = policy(torch.ones(8, 3, 32, 32), torch.arange(8))
+        >>> y.shape
         torch.Size([8, 10])
     """
 
-    def __init__(self, transforms: Sequence[MixTransform], p: Sequence[float] | None = None, *,
-                 per_sample: bool = True, apply_p: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(p=apply_p, **kwargs)
-        transforms = list(transforms)
-        if not transforms or not all(isinstance(t, MixTransform) and t.method != "none" for t in transforms):
-            raise MixMaskError(f"expected a non-empty list of MixUp/CutMix/FMix/GridMask, but got {transforms!r}")
-        kinds = [t.method for t in transforms]
-        if len(set(kinds)) != len(kinds):
-            raise MixMaskError(f"expected at most one transform of each kind, but got {kinds}")
-        if p is not None and not isinstance(p, Sequence):
-            raise MixMaskError(f"expected {len(transforms)} non-negative probabilities with a positive sum, "
-                               f"but got {p!r}")
-        weights = [1.0] * len(transforms) if p is None else [check_finite_range("p", w, 0.0, math.inf) for w in p]
+    def __init__(self, transforms: Sequence[MixPolicy], weights: Sequence[float] | None = None, *,
+                 p: float | None = None, **kwargs: Any) -> None:
+        members = list(transforms) if isinstance(transforms, Sequence) and not isinstance(transforms, str) else []
+        if not members or not all(isinstance(t, MixPolicy) for t in members):
+            raise MixMaskError(f"expected a non-empty list of mixmask transforms, but got {transforms!r}")
+        transforms = members
+        if isinstance(p, (Sequence, np.ndarray, Tensor)) and not isinstance(p, str):
+            raise MixMaskError(f"RandomChoice's p is the probability that a sample is mixed, but got {p!r}: pass "
+                               "the members' relative chances as weights=")
+        given = {k: v for k, v in kwargs.items() if k in _SHARED_OPTIONS and v != _SHARED_OPTIONS[k]}
+        super().__init__(p=1.0 if p is None else p, **kwargs)
+        for name in _SHARED_OPTIONS:
+            values = {repr(v): v for v in ([given[name]] if name in given else [])
+                      + [t.shared_options()[name] for t in transforms if name in t.shared_options()]}
+            if len(values) > 1:
+                raise MixMaskError(f"RandomChoice and its members set {name} to different values "
+                                   f"({', '.join(values)}): set it once, on the RandomChoice")
+            if values:
+                setattr(self, name, next(iter(values.values())))
+        K.check_ignore_index(self.ignore_index, self.num_classes)
+        seeded = [type(t).__name__ for t in transforms if t.seed is not None]
+        if seeded:
+            raise MixMaskError(f"members draw from the RandomChoice's stream, but {', '.join(seeded)} got a seed: "
+                               "pass seed= to the RandomChoice")
+        if weights is None:
+            weights = [1.0] * len(transforms)
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray, Tensor)):
+            raise MixMaskError(f"expected {len(transforms)} non-negative weights, but got {weights!r}")
+        weights = [check_finite_range("weights", w, 0.0, math.inf) for w in weights]
         if len(weights) != len(transforms) or sum(weights) <= 0:
-            raise MixMaskError(f"expected {len(transforms)} non-negative probabilities with a positive sum, "
-                               f"but got {p!r}")
+            raise MixMaskError(f"expected {len(transforms)} non-negative weights with a positive sum, but got "
+                               f"{weights!r}")
+        samplers, flat_weights, probs = [], [], []
+        for member, weight in zip(transforms, weights):
+            for k, sampler in enumerate(member.samplers):
+                samplers.append(sampler)
+                flat_weights.append(weight * float(member._weights[k]))
+                probs.append(member._probs[k].item() if p is None else self.p)
         self.transforms = transforms
-        self.probs = torch.tensor(weights, dtype=torch.float64) / sum(weights)
-        self.per_sample = bool(per_sample)
+        self._set_samplers(samplers, flat_weights, probs)
+        self.p = p
 
-    def _members(self):
-        return {t.method: t for t in self.transforms}
+    @property
+    def weights(self) -> list[float]:
+        """The normalised weight of each member."""
+        out, k = [], 0
+        for member in self.transforms:
+            n = len(member.samplers)
+            out.append(round(float(self._weights[k:k + n].sum()), 6))
+            k += n
+        return out
 
-    def _draw_method_ids(self, batch_size, generator):
-        ids = torch.tensor([METHODS.index(t.method) for t in self.transforms])
-        picks = torch.multinomial(self.probs, batch_size if self.per_sample else 1, replacement=True,
-                                  generator=generator)
-        return ids[picks].expand(batch_size).clone()
-
-    def draw_masks(self, count, spatial_shape, generator, device):
-        raise MixMaskError("RandomChoice draws its masks through sample()")
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ", ".join(repr(t) for t in self.transforms)
-        probs = [round(float(w), 4) for w in self.probs]
-        return f"RandomChoice([{inner}], p={probs}, per_sample={self.per_sample}, apply_p={self.p})"
+        args = {"weights": self.weights}
+        if self.p is not None:
+            args["p"] = self.p
+        args.update(self.shared_options())
+        if self.seed is not None:
+            args["seed"] = self.seed
+        return f"RandomChoice([{inner}], {', '.join(f'{k}={v!r}' for k, v in args.items())})"

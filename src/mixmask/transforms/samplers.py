@@ -1,0 +1,280 @@
+"""Mask samplers: each method as a pure function of a context, holding only its options.
+
+A sampler draws ``count`` masks for the rows of a batch that a policy gave it and returns a
+:class:`MaskDraw`: the masks, their means, the weight of each sample's own label and, for methods
+that change the partner before pasting it (ResizeMix), a :class:`~mixmask.functional.PartnerWarp`.
+It may read the batch (inputs, labels, dense maps, a saliency map from the caller) through the
+:class:`SamplerContext`, never write it, and draws only from the context's generator. Pairing,
+apply probability, per-sample choice and everything about targets belong to the policy
+(:class:`~mixmask.transforms.MixPolicy`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from mixmask.errors import MixMaskError
+from mixmask.functional import masks as M
+from mixmask.functional._checks import (check_bool, check_finite_range, check_int, check_positive,
+                                        device_generator, to_device)
+from mixmask.functional.params import PartnerWarp
+from mixmask.functional.sampling import sample_lam
+
+__all__ = ["SamplerContext", "MaskDraw", "MaskSampler", "MixUpSampler", "CutMixSampler", "FMixSampler",
+           "GridMaskSampler"]
+
+#: Input dtypes whose blend weights are coarser than float32: soft masks are rounded to them.
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class SamplerContext:
+    """What a sampler may read for the masks it draws (tensors are read-only views).
+
+    Attributes:
+        count: number of masks to draw (1 for a policy with ``per_sample=False``).
+        rows: ``(count,)`` int64 CPU rows of the batch the masks are for.
+        partners: ``(count,)`` int64 CPU partner of each of those rows.
+        spatial_shape: ``S``.
+        device: where the masks are built (the inputs' device).
+        dtype: the inputs' dtype (soft masks are rounded to it when it is float16 or bfloat16, so
+            the label weight is the weight the pixels get).
+        generator: the CPU generator every draw comes from.
+        inputs: ``(B, C, *S)`` the whole batch, channels first, detached.
+        labels: the batch's class labels, or None.
+        masks: ``(B, *S)`` the batch's dense id maps, or None.
+        saliency: ``(B, *S)`` a saliency map given by the caller, or None.
+    """
+
+    count: int
+    rows: Tensor
+    partners: Tensor
+    spatial_shape: tuple[int, ...]
+    device: torch.device
+    dtype: torch.dtype
+    generator: torch.Generator
+    inputs: Tensor | None = None
+    labels: Tensor | None = None
+    masks: Tensor | None = None
+    saliency: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class MaskDraw:
+    """What a sampler returns for ``n = count`` samples.
+
+    Attributes:
+        lam: ``(n,)`` float32 on the device: the mean of each mask.
+        mask: ``(n, *S)`` bool or float32 on the device, or None for constant masks equal to ``lam``
+            (MixUp: no memory per pixel).
+        label_lam: ``(n,)`` weight of each sample's own label, or None for ``lam``.
+        warp: a change of the partners of these rows before pasting, or None.
+    """
+
+    lam: Tensor
+    mask: Tensor | None = None
+    label_lam: Tensor | None = None
+    warp: PartnerWarp | None = None
+
+
+def pixel_weights(weights: Tensor, dtype: torch.dtype) -> Tensor:
+    """Float32 ``weights`` rounded to what inputs of ``dtype`` blend with (float16/bfloat16), else as is."""
+    return weights.to(dtype).float() if dtype in _LOW_PRECISION else weights
+
+
+class MaskSampler:
+    """Base of the samplers. A subclass is a frozen dataclass of options with :meth:`draw`.
+
+    Class attributes:
+        method: the id name in :data:`~mixmask.functional.METHODS`.
+        fills: the partner is the constant ``fill`` and labels are kept (GridMask).
+    """
+
+    method: ClassVar[str] = "none"
+    fills: ClassVar[bool] = False
+
+    @property
+    def soft(self) -> bool:
+        """Whether the masks may hold weights other than 0 and 1."""
+        return False
+
+    def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
+        """Raise :class:`MixMaskError` if this method cannot draw for the batch (before anything is drawn)."""
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        """``ctx.count`` masks."""
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        """The options that differ from their defaults, for ``repr``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)  # type: ignore[arg-type]
+                if getattr(self, f.name) != f.default}
+
+
+@dataclass(frozen=True)
+class _LamSampler(MaskSampler):
+    """A method whose masks follow ``lam ~ Beta(alpha, alpha)`` (or a fixed ``lam``).
+
+    ``reformulate=True`` draws ``lam ~ Beta(alpha + 1, alpha)`` and trains on each sample's own label
+    only (label weight 1): the reformulation of MSDA in the FMix paper (Harris et al., 2020).
+    """
+
+    alpha: float = 1.0
+    lam: float | None = None
+    reformulate: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", check_positive("alpha", self.alpha))
+        if self.lam is not None:
+            object.__setattr__(self, "lam", check_finite_range("lam", self.lam, 0.0, 1.0))
+        object.__setattr__(self, "reformulate", check_bool("reformulate", self.reformulate))
+
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, **{k: v for k, v in super().options().items() if k != "alpha"}}
+
+    def lams(self, ctx: SamplerContext) -> Tensor:
+        """``(count,)`` float64 CPU weights."""
+        if self.lam is not None:
+            return torch.full((ctx.count,), self.lam, dtype=torch.float64)
+        return sample_lam(ctx.count, self.alpha, ctx.generator, reformulate=self.reformulate)
+
+    def _own_labels(self, lam: Tensor) -> Tensor | None:
+        return torch.ones_like(lam) if self.reformulate else None
+
+
+@dataclass(frozen=True)
+class MixUpSampler(_LamSampler):
+    """MixUp (Zhang et al., 2018): the mask of sample i is the constant ``lam[i]``."""
+
+    method: ClassVar[str] = "mixup"
+
+    @property
+    def soft(self) -> bool:
+        return True
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        lam = pixel_weights(to_device(self.lams(ctx), ctx.device, torch.float32), ctx.dtype)
+        return MaskDraw(lam, None, self._own_labels(lam))
+
+
+def _pair(name: str, value: Sequence[float] | None, low: float, high: float) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise MixMaskError(f"{name} must be a (low, high) pair, but got {value!r}")
+    a, b = (check_finite_range(name, v, low, high) for v in value)
+    if a > b:
+        raise MixMaskError(f"{name} must have low <= high, but got {tuple(value)}")
+    return a, b
+
+
+@dataclass(frozen=True)
+class CutMixSampler(_LamSampler):
+    """CutMix (Yun et al., 2019): ``num_boxes`` boxes of the partner pasted into each sample.
+
+    Boxes have the image's aspect ratio and unclipped volumes adding up to ``(1 - lam) * |S|``; with
+    ``size_range`` (timm's ``cutmix_minmax``) each side is drawn in ``size_range`` times the image's
+    side instead and the box lies inside the image. lam is the area outside the clipped boxes.
+    """
+
+    method: ClassVar[str] = "cutmix"
+    num_boxes: int = 1
+    size_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "num_boxes", check_int("num_boxes", self.num_boxes, low=1))
+        size_range = _pair("size_range", self.size_range, 0.0, 1.0)
+        if size_range is not None and (size_range[1] <= 0 or size_range[0] == size_range[1]):
+            raise MixMaskError(f"size_range must have 0 <= low < high <= 1, but got {self.size_range!r}")
+        if size_range is not None and self.num_boxes != 1:
+            raise MixMaskError(f"size_range draws one box per sample, but got num_boxes={self.num_boxes}")
+        object.__setattr__(self, "size_range", size_range)
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        shape = ctx.spatial_shape
+        if self.size_range is not None:
+            low, high = M.ranged_boxes(ctx.count, shape, self.size_range, ctx.generator)
+        else:
+            low, high = M._cutmix_boxes(self.lams(ctx), shape, ctx.generator, self.num_boxes)
+        mask, lam = M.box_masks(low, high, shape, ctx.device)
+        return MaskDraw(lam, mask, self._own_labels(lam))
+
+
+@dataclass(frozen=True)
+class FMixSampler(_LamSampler):
+    """FMix (Harris et al., 2020): the top ``round(lam * |S|)`` pixels of a low-frequency grey image.
+
+    ``decay_power`` is the spectrum's decay (the paper uses 3); ``max_soft > 0`` ramps the ranks
+    around the cut from 1 to 0 (a soft mask with the same mean).
+    """
+
+    method: ClassVar[str] = "fmix"
+    decay_power: float = 3.0
+    max_soft: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "decay_power", check_positive("decay_power", self.decay_power))
+        object.__setattr__(self, "max_soft", check_finite_range("max_soft", self.max_soft, 0.0, 0.5))
+
+    @property
+    def soft(self) -> bool:
+        return self.max_soft > 0
+
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "decay_power": self.decay_power,
+                **{k: v for k, v in super().options().items() if k not in ("alpha", "decay_power")}}
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        mask, lam = M._fmix_masks(self.lams(ctx), ctx.spatial_shape, device_generator(ctx.generator, ctx.device),
+                                  decay_power=self.decay_power, max_soft=self.max_soft, device=ctx.device)
+        if self.soft and ctx.dtype in _LOW_PRECISION:
+            mask = pixel_weights(mask, ctx.dtype)
+            lam = M.mask_mean(mask)
+        return MaskDraw(lam, mask, self._own_labels(lam))
+
+
+@dataclass(frozen=True)
+class GridMaskSampler(MaskSampler):
+    """GridMask (Chen et al., 2020): drop a grid of blocks; the partner is ``fill`` and labels are kept.
+
+    Each sample draws a cell size in ``cell_size`` times the smallest side, a random offset and (2-D)
+    a rotation up to ``rotate`` degrees; a block of ``(1 - keep_ratio)`` of each cell's side is dropped.
+    """
+
+    method: ClassVar[str] = "gridmask"
+    fills: ClassVar[bool] = True
+    cell_size: tuple[float, float] = (96 / 224, 1.0)
+    keep_ratio: float = 0.6
+    rotate: float = 0.0
+    fill: float = 0.0
+
+    def __post_init__(self) -> None:
+        low, high = _pair("cell_size", self.cell_size, 0.0, 1.0)
+        if low <= 0:
+            raise MixMaskError(f"cell_size must be in (0, 1], but got {self.cell_size!r}")
+        object.__setattr__(self, "cell_size", (low, high))
+        object.__setattr__(self, "keep_ratio", check_finite_range("keep_ratio", self.keep_ratio, 0.0, 1.0,
+                                                                  low_open=True, high_open=True))
+        object.__setattr__(self, "rotate", check_finite_range("rotate", self.rotate, 0.0, 180.0))
+        object.__setattr__(self, "fill", check_finite_range("fill", self.fill, -math.inf, math.inf))
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
+        if self.rotate > 0 and len(spatial_shape) != 2:
+            raise MixMaskError(f"GridMask's rotate is defined for 2-D masks only, but got spatial shape "
+                               f"{spatial_shape}")
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        mask, lam = M.gridmask_masks(ctx.count, ctx.spatial_shape, ctx.generator, cell_size=self.cell_size,
+                                     keep_ratio=self.keep_ratio, rotate=self.rotate, device=ctx.device)
+        return MaskDraw(lam, mask, torch.ones_like(lam))
