@@ -6,9 +6,10 @@
 from mixmask.errors import MixMaskError
 from mixmask.functional.losses import mixed_cross_entropy
 from mixmask.functional.params import MixParams
-from mixmask.transforms import CutMix, FMix, GridMask, MixCollate, MixResult, MixUp, RandomChoice
+from mixmask.transforms import CutMix, FMix, GridMask, MixCollate, MixPolicy, MixResult, MixUp, RandomChoice
+from mixmask.transforms.manifold import ManifoldMixup
 
 __version__ = "0.1.0"
 
-__all__ = ["MixUp", "CutMix", "FMix", "GridMask", "RandomChoice", "MixCollate", "MixResult", "MixParams",
-           "MixMaskError", "mixed_cross_entropy"]
+__all__ = ["MixUp", "CutMix", "FMix", "GridMask", "RandomChoice", "ManifoldMixup", "MixCollate", "MixPolicy",
+           "MixResult", "MixParams", "MixMaskError", "mixed_cross_entropy"]

@@ -84,7 +84,8 @@ def check_batch(inputs: Tensor, channels_last: bool | None) -> tuple[int, int, t
     """Split an input batch's shape into ``(B, C, S)``; raise on a wrong rank, dtype or layout.
 
     ``channels_last=None`` reads the batch as channels first, but refuses one whose last dim looks like
-    channels (1, 3 or 4) while dim 1 does not, e.g. ``(B, H, W, 3)``: the caller must say which.
+    channels (1, 3 or 4) while dim 1 looks like a side (more than 4), e.g. ``(B, H, W, 3)``: the caller
+    must say which.
     """
     if not isinstance(inputs, Tensor):
         raise MixMaskError(f"expected inputs as a torch.Tensor, but got {type(inputs).__name__}")
@@ -96,7 +97,7 @@ def check_batch(inputs: Tensor, channels_last: bool | None) -> tuple[int, int, t
         raise MixMaskError(f"expected uint8 or float16/bfloat16/float32/float64 inputs, but got dtype {inputs.dtype}")
     if inputs.shape[0] == 0:
         raise MixMaskError(f"expected a batch of at least one sample, but got shape {tuple(inputs.shape)}")
-    if channels_last is None and inputs.shape[-1] in _CHANNEL_COUNTS and inputs.shape[1] not in _CHANNEL_COUNTS:
+    if channels_last is None and inputs.shape[-1] in _CHANNEL_COUNTS and inputs.shape[1] > max(_CHANNEL_COUNTS):
         raise MixMaskError(f"inputs of shape {tuple(inputs.shape)} look channels-last (last dim "
                            f"{inputs.shape[-1]}, dim 1 {inputs.shape[1]}): pass channels_last=True for (B, *S, C), "
                            f"or channels_last=False if dim 1 really holds the channels")

@@ -211,9 +211,10 @@ class MixPolicy:
 
     # -- checks ----------------------------------------------------------------------------------
     def _check(self, inputs: Any, labels: Any, masks: Any, params: MixParams | None, num_classes: int | None,
-               inplace: bool = False, workspace: Tensor | None = None, saliency: Any = None) -> tuple[_Batch, tuple]:
+               inplace: bool = False, workspace: Tensor | None = None, saliency: Any = None,
+               channels_last: bool | None = None) -> tuple[_Batch, tuple]:
         """Check every input of a call; return the batch and its ``(B, C, S)``."""
-        batch, channels_last = _as_batch(inputs, self.channels_last)
+        batch, channels_last = _as_batch(inputs, self.channels_last if channels_last is None else channels_last)
         b, _, spatial = K.check_inputs(batch.data, params, channels_last=channels_last, inplace=inplace,
                                        workspace=workspace, validate=self.validate)
         if params is None:
@@ -392,10 +393,12 @@ class MixPolicy:
 
     def _run(self, inputs: Any, labels: Any, masks: Any, *, num_classes: int | None = None,
              params: MixParams | None = None, saliency: Any = None, generator: torch.Generator | None = None,
-             inplace: bool = False, workspace: Tensor | None = None) -> MixResult:
-        """A whole call: check every input, draw (or replay ``params``), write."""
+             inplace: bool = False, workspace: Tensor | None = None, channels_last: bool | None = None) -> MixResult:
+        """A whole call: check every input, draw (or replay ``params``), write; ``channels_last`` overrides
+        the policy's layout (hidden features are channels first whatever the images are)."""
         num_classes = self._num_classes(num_classes)
-        batch, (b, spatial) = self._check(inputs, labels, masks, params, num_classes, inplace, workspace, saliency)
+        batch, (b, spatial) = self._check(inputs, labels, masks, params, num_classes, inplace, workspace, saliency,
+                                          channels_last)
         if params is None:
             params = self._draw(batch, b, spatial, labels, masks, saliency, generator)
         return self._write(params, batch, labels, masks, num_classes, inplace, workspace)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -166,7 +167,7 @@ class MixUpSampler(_LamSampler):
 def _pair(name: str, value: Sequence[float] | None, low: float, high: float) -> tuple[float, float] | None:
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) != 2:
         raise MixMaskError(f"{name} must be a (low, high) pair, but got {value!r}")
     a, b = (check_finite_range(name, v, low, high) for v in value)
     if a > b:
