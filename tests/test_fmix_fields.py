@@ -180,7 +180,7 @@ def test_shapes_that_no_way_fits_are_refused_with_the_figures():
     x = torch.rand(2, 1, 2, 2, 16384)
     before = x.clone()
     with pytest.raises(MixMaskError, match="decay_power=1"):
-        FMix(decay_power=1.0, seed=0)(x, torch.tensor([0, 1]))
+        FMix(decay_power=1.0, num_classes=2, seed=0)(x, torch.tensor([0, 1]))
     assert torch.equal(x, before)
 
 
