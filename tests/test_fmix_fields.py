@@ -47,16 +47,18 @@ def plan_covariance(plan):
 @pytest.mark.parametrize("shape, decay_power, long_axes", [
     ((6, 16), 3.0, (1,)), ((7, 30), 1.0, (1,)), ((5, 33), 2.0, (1,)),   # the whole lattice: no ball
     ((3, 4, 24), 3.0, (2,)), ((4, 24, 3), 3.0, (1,)),                    # two short axes, one long
-    ((20, 24, 3), 3.0, (0, 1)),                                          # a long axis cropped to 20 of 24
+    ((14, 16, 3), 3.0, (0, 1)),                                          # a long axis cropped to 14 of 16
     ((6, 40), 3.0, (1,)), ((41, 6), 3.0, (0,)), ((6, 40), 5.0, (1,)),   # a ball leaves modes out
     ((2, 3, 128), 3.0, (2,)),
-    ((3, 24, 24), 5.0, (1, 2)), ((24, 3, 24), 5.0, (0, 2)), ((20, 24, 3), 5.0, (0, 1)),  # two runs of bins
+    ((3, 18, 18), 5.0, (1, 2)), ((18, 3, 18), 5.0, (0, 2)), ((15, 18, 3), 5.0, (0, 1)),  # two runs of bins
 ])
 def test_plan_has_the_covariance_of_the_cube_crop(shape, decay_power, long_axes):
     plan = F.build_plan(shape, decay_power, long_axes, torch.float64, CPU)
     expected = cube_covariance(shape, decay_power)
     error = float((plan_covariance(plan) - expected).abs().max() / expected.diagonal().max())
     radius = F.ball_radius(len(shape), max(shape), decay_power)
+    if len(long_axes) == 2 and decay_power == 5.0:
+        assert len(plan.placements) == 2  # the first long axis holds its frequencies in two runs of bins
     if radius == math.inf:
         assert error < 1e-10
     else:  # the modes left out hold at most TAIL of the variance: no entry moves by more than that
