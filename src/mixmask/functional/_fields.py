@@ -39,7 +39,7 @@ from torch import Tensor
 
 from mixmask.errors import MixMaskError
 
-__all__ = ["TAIL", "FieldPlan", "ball_radius", "build_plan", "choose_long_axes", "plan_fields"]
+__all__ = ["TAIL", "FieldPlan", "ball_radius", "build_plan", "choose_long_axes", "normals_shape", "plan_fields"]
 
 #: Largest share of the cube field's variance that the modes left out may hold.
 TAIL = 1e-6
