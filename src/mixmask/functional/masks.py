@@ -19,6 +19,8 @@ from torch import Tensor
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import (check_batch_size, check_finite_range, check_int, check_positive,
                                         check_spatial_shape, to_device)
+from mixmask.functional._cache import TensorCache
+from mixmask.functional._fields import build_plan, choose_long_axes, normals_shape, plan_fields
 from mixmask.functional._memory import empty
 from mixmask.functional.params import mask_mean
 
@@ -205,26 +207,33 @@ def _run_blocks(work: Callable[[int], None], count: int, size: int) -> None:
         list(pool.map(work, range(count)))
 
 
-@functools.lru_cache(maxsize=32)
+#: Tables that FMix reuses across calls (spectrum scales, square roots of covariances), per device,
+#: bounded in bytes: a table larger than the bound is rebuilt on each call instead of kept.
+_TABLES = TensorCache(512 << 20)
+
+
 def _spectrum_scale(shape: tuple[int, ...], decay_power: float, device: torch.device) -> Tensor:
     """Amplitude of each bin of a real FFT's half spectrum, ``(*S[:-1], S[-1] // 2 + 1)``.
 
     ``1 / max(f, 1 / max(S)) ** decay_power`` with ``f`` the radial frequency in cycles per pixel,
     times the weight that makes an inverse *real* FFT equal in distribution to the real part of a
     full complex inverse FFT: the bins of the zero (and Nyquist) column stand for themselves only,
-    the others for a conjugate pair, so they get ``sqrt(2)`` relative to the rest.
+    the others for a conjugate pair, so they get ``sqrt(2)`` relative to the rest. Kept in :data:`_TABLES`.
     """
-    axes = [torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[:-1]]
-    axes.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64))
-    grids = torch.meshgrid(*axes, indexing="ij")
-    freqs = torch.sqrt(sum(g**2 for g in grids))
-    scale = 1.0 / freqs.clamp_min(1.0 / max(shape)) ** decay_power
-    edge = torch.zeros(freqs.shape[-1], dtype=torch.bool)
-    edge[0] = True
-    if shape[-1] % 2 == 0:
-        edge[-1] = True
-    scale = scale * torch.where(edge, math.sqrt(2.0), 1.0)
-    return scale.to(device=device, dtype=torch.float32)
+    def build() -> Tensor:
+        axes = [torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[:-1]]
+        axes.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64))
+        grids = torch.meshgrid(*axes, indexing="ij")
+        freqs = torch.sqrt(sum(g**2 for g in grids))
+        scale = 1.0 / freqs.clamp_min(1.0 / max(shape)) ** decay_power
+        edge = torch.zeros(freqs.shape[-1], dtype=torch.bool)
+        edge[0] = True
+        if shape[-1] % 2 == 0:
+            edge[-1] = True
+        scale = scale * torch.where(edge, math.sqrt(2.0), 1.0)
+        return scale.to(device=device, dtype=torch.float32)
+
+    return _TABLES.get(("scale", shape, decay_power, device), build)
 
 
 def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power: float,
@@ -234,11 +243,17 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
     A complex spectrum with independent Gaussian real and imaginary parts, scaled by
     ``1 / max(f, 1 / max(S)) ** decay_power`` (``f`` in cycles per pixel); the image is the real
     part of its inverse FFT, computed as an inverse real FFT of a half spectrum of the same
-    distribution. The field is drawn on a cube of side ``max(S)`` and cropped to ``S``: a field
-    drawn on ``S`` itself has a different lowest frequency ``1 / S_d`` along each axis, and with a
-    steep decay those lowest frequencies dominate, which makes it anisotropic (about twice the mean
+    distribution. The field is that of a cube of side ``max(S)`` cropped to ``S``: a field drawn
+    on ``S`` itself has a different lowest frequency ``1 / S_d`` along each axis, and with a steep
+    decay those lowest frequencies dominate, which makes it anisotropic (about twice the mean
     squared gradient along one axis than along the other for a 32 x 48 image). The crop has the
     same statistics along every axis, for any shape and rank.
+
+    Square and cubic shapes are drawn on the cube itself. Other shapes are drawn with the cube
+    crop's distribution in time and memory that grow with ``|S|``, not ``max(S) ** D``: an FFT along
+    the long axes and, per long-axis frequency, the square root of the short axes' covariance
+    (``functional/_fields.py``; modes holding at most 1e-6 of the variance are left out). Same seed,
+    same images, whatever the number of threads.
 
     Args:
         batch_size: B.
@@ -251,12 +266,18 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
         float32 ``(B, *S)``.
 
     Raises:
-        MixMaskError: bad shape or decay_power.
+        MixMaskError: bad shape or decay_power, or an elongated shape that no way of drawing fits
+            (the message gives the figures).
     """
     batch_size = check_batch_size(batch_size)
     shape = check_spatial_shape(spatial_shape)
     decay_power = check_positive("decay_power", decay_power)
     device = torch.device(device)
+    long_axes = choose_long_axes(shape, decay_power)
+    if long_axes is not None:
+        plan = _TABLES.get(("plan", shape, decay_power, long_axes, device),
+                           lambda: build_plan(shape, decay_power, long_axes, torch.float32, device))
+        return plan_fields(plan, _normals(batch_size, normals_shape(plan), generator, device))
     cube = (max(shape),) * len(shape)
     scale = _spectrum_scale(cube, decay_power, device)
     spectrum = torch.view_as_complex(_spectra(batch_size, scale, generator))
@@ -267,21 +288,29 @@ def fmix_grey_images(batch_size: int, spatial_shape: Sequence[int], decay_power:
 
 
 def _spectra(batch_size: int, scale: Tensor, generator: torch.Generator) -> Tensor:
-    """``(B, *scale.shape, 2)`` Gaussian real and imaginary parts times ``scale``.
+    """``(B, *scale.shape, 2)`` Gaussian real and imaginary parts times ``scale``."""
+    return _normals(batch_size, (*scale.shape, 2), generator, scale.device, scale[..., None])
+
+
+def _normals(batch_size: int, sample_shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
+             scale: Tensor | None = None) -> Tensor:
+    """``(B, *sample_shape)`` float32 standard normals on ``device`` (times ``scale`` when given).
 
     On CPU the draw is split into blocks of :data:`_BLOCK` samples, each from its own generator
     seeded from ``generator``, drawn on several threads (a CPU random draw runs on one thread).
     """
-    shape = (batch_size, *scale.shape, 2)
-    if scale.device.type != "cpu":
-        return torch.randn(shape, generator=generator, device=scale.device).mul_(scale[..., None])
+    shape = (batch_size, *sample_shape)
+    if device.type != "cpu":
+        noise = torch.randn(shape, generator=generator, device=device)
+        return noise if scale is None else noise.mul_(scale)
     seeds = torch.randint(0, 2**62, (-(-batch_size // _BLOCK),), generator=generator).tolist()
     noise = empty(shape, torch.float32)
 
     def draw(k: int) -> None:
         block = noise[k * _BLOCK:(k + 1) * _BLOCK]
         torch.randn(block.shape, generator=torch.Generator().manual_seed(seeds[k]), out=block)
-        block.mul_(scale[..., None])
+        if scale is not None:
+            block.mul_(scale)
 
     _run_blocks(draw, len(seeds), noise.numel())
     return noise
