@@ -344,3 +344,20 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module, extraglobs={"torch": torch, "np": np})
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("mode", ["pair", "elem"])
+def test_uint8_batches_where_timm_truncates_pixels_and_labels(monkeypatch, mode):
+    """The facts behind docs/migrating.md's uint8 row (timm's batch mode raises; see the first lines)."""
+    x, y = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8), torch.arange(6)
+    with pytest.raises(RuntimeError):
+        timm_mixup.Mixup(mixup_alpha=1.0, num_classes=6)(x.clone(), y)
+    monkeypatch.setattr(np.random, "beta", lambda a, b, size=None: np.full(size, 0.5))
+    timm_x, timm_y = timm_mixup.Mixup(mixup_alpha=1.0, mode=mode, label_smoothing=0.0, num_classes=6)(x.clone(), y)
+    halfway = (x.double() + x.flip(0).double()) / 2
+    assert torch.equal(timm_x, halfway.floor().to(torch.uint8))  # truncated
+    assert torch.equal(timm_y, torch.eye(6).flip(0))  # lam cast to uint8: 0, the partner's label only
+    ours = Mixup(mixup_alpha=1.0, mode=mode, label_smoothing=0.0, num_classes=6, seed=0)(x, y)
+    expected = torch.lerp(x.flip(0).float(), x.float(), ours.lam.view(-1, 1, 1, 1)).round()
+    assert ours.inputs.dtype == torch.uint8 and torch.equal(ours.inputs, expected.to(torch.uint8))
+    torch.testing.assert_close(ours.targets.diagonal(), ours.lam)
