@@ -110,7 +110,7 @@ class Mixup:
                  num_classes: int = 1000, multi_label: bool = False, *, seed: int | None = None) -> None:
         self.mixup_alpha = check_finite_range("mixup_alpha", mixup_alpha, 0.0, np.inf, high_open=True)
         self.cutmix_alpha = check_finite_range("cutmix_alpha", cutmix_alpha, 0.0, np.inf, high_open=True)
-        self.cutmix_minmax = None if cutmix_minmax is None else cutmix_minmax
+        self.cutmix_minmax: tuple[float, float] | None = None
         self.mix_prob = check_finite_range("prob", prob, 0.0, 1.0)
         self.switch_prob = check_finite_range("switch_prob", switch_prob, 0.0, 1.0)
         self.mode = check_choice("mode", mode, MODES)
