@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from mixmask import MixMaskError, MixResult
@@ -361,3 +363,24 @@ def test_uint8_batches_where_timm_truncates_pixels_and_labels(monkeypatch, mode)
     expected = torch.lerp(x.flip(0).float(), x.float(), ours.lam.view(-1, 1, 1, 1)).round()
     assert ours.inputs.dtype == torch.uint8 and torch.equal(ours.inputs, expected.to(torch.uint8))
     torch.testing.assert_close(ours.targets.diagonal(), ours.lam)
+
+
+@given(b=st.integers(1, 9), mode=st.sampled_from(["batch", "pair", "elem"]), case=st.sampled_from(sorted(CASES)),
+       prob=st.sampled_from([0.0, 0.5, 1.0]), eps=st.sampled_from([0.0, 0.1]), seed=st.integers(0, 2**31))
+def test_invariants_of_every_mode(b, mode, case, prob, eps, seed):
+    x, y = torch.rand(b, 2, 5, 7), torch.randint(0, 4, (b,))
+    shots = snapshot(x, y)
+    out = Mixup(**CASES[case], mode=mode, prob=prob, label_smoothing=eps, num_classes=4, seed=seed)(x, y)
+    assert_untouched([x, y], shots)
+    flip = torch.arange(b - 1, -1, -1)
+    assert torch.equal(out.index, flip)
+    torch.testing.assert_close(out.lam, out.mask.float().mean((1, 2)))
+    torch.testing.assert_close(out.targets.sum(1), torch.ones(b))
+    smooth = torch.nn.functional.one_hot(y, 4).float() * (1 - eps) + eps / 4
+    torch.testing.assert_close(out.targets, out.lam[:, None] * smooth + (1 - out.lam[:, None]) * smooth[flip])
+    if mode != "elem":  # both sides of a pair (and the whole batch) share one draw
+        assert torch.equal(out.mask, out.mask[flip]) and torch.equal(out.params.method, out.params.method[flip])
+    if mode == "batch":
+        assert len(set(out.lam.tolist())) == 1
+    if prob == 0.0:
+        assert torch.equal(out.inputs, x) and bool((out.lam == 1).all())

@@ -107,6 +107,7 @@ def test_uint8_batches_stay_uint8_where_torchvisions_mixup_fails():
                    tv_tensors.Mask(torch.zeros(8, 12, 10, dtype=torch.long))), "at most one tv_tensors.Mask"),
     (lambda x, y: (tv_tensors.Image(x), y, tv_tensors.Image(x[:4])), "share \\(B, H, W\\)"),
     (lambda x, y: (y, y), "image batch"),
+    (lambda x, y: (tv_tensors.Image(x), y, tv_tensors.Image(x.to(torch.int32))), "dtype|uint8"),
 ])
 def test_bad_structures_are_refused_before_anything_is_drawn(inputs, match):
     x, y = _batch()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 import torch.utils._pytree as pytree
 from torch import Tensor
 from torchvision import tv_tensors
@@ -115,6 +116,8 @@ class _VisionMix:
         if len(at_masks) > 1:
             raise MixMaskError(f"expected at most one tv_tensors.Mask batch, but got {len(at_masks)}")
         maps = flat[at_masks[0]] if at_masks else None
+        for k in at_images[1:]:  # checked before the draw (a draw from a throwaway generator does the checks)
+            self.transform.sample(flat[k], generator=torch.Generator())
         out = self.transform(flat[at_images[0]], labels, maps)
         flat[at_images[0]] = out.inputs
         for k in at_images[1:]:
