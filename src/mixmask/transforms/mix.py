@@ -168,7 +168,7 @@ class MixPolicy:
         ignore_index: id of unlabelled pixels in dense targets (not a real class id).
         channels_last: inputs are ``(B, *S, C)`` (True) or ``(B, C, *S)`` (False); None reads them
             channels first but refuses a batch whose last dim looks like channels (1, 3, 4) while
-            dim 1 does not.
+            dim 1 looks like a side (> 4).
         seed: non-negative int seed of the transform's stream; None follows ``torch.manual_seed``.
         validate: check label/id values (default: on CPU only, since on accelerators it syncs); True also
             checks that float inputs are finite (a full pass over the batch).
@@ -228,7 +228,6 @@ class MixPolicy:
         elif self.pairing == "other_class" and params is None:
             raise MixMaskError("pairing='other_class' needs labels, but got labels=None")
         if masks is not None:
-            K.check_ignore_index(self.ignore_index, num_classes)
             soft = self.soft if params is None else not params.binary
             K.check_dense_targets(_dense(masks), b, spatial, num_classes=num_classes,
                                   ignore_index=self.ignore_index, soft=soft, validate=self.validate)
@@ -282,9 +281,7 @@ class MixPolicy:
         if b == 1:  # a lone sample has no partner: only the fill methods apply
             applied &= self._fills[choice]
         method = torch.where(applied, self._method_ids[choice], torch.zeros_like(choice)).expand(b).contiguous()
-        view = None
-        if any(s.method != "none" for s in self.samplers):
-            view = data.detach().movedim(-1, 1) if batch.channels_last else data.detach()
+        view = data.detach().movedim(-1, 1) if batch.channels_last else data.detach()
         parts: list[tuple[Tensor, MaskDraw]] = []
         for k, sampler in enumerate(self.samplers):
             rows = (applied & (choice == k)).nonzero()[:, 0]
