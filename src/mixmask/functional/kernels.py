@@ -9,6 +9,8 @@ that require grad are mixed out of place, so gradients reach both ``x[i]`` and `
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -17,8 +19,8 @@ from mixmask.functional._checks import check_batch, check_finite_range, check_in
 from mixmask.functional._memory import empty
 from mixmask.functional.params import MixParams
 
-__all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets", "check_inputs", "check_class_targets",
-           "check_dense_targets", "check_fill"]
+__all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets", "pair_class_targets", "pair_dense_targets",
+           "PairTargets", "check_inputs", "check_class_targets", "check_dense_targets", "check_fill"]
 
 #: Largest gap allowed between 1 and the sum of a soft single-label target row.
 ROW_SUM_TOLERANCE = 1e-3
@@ -418,3 +420,91 @@ def _mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int |
     soft = torch.zeros((ids.shape[0], num_classes, *ids.shape[1:]), dtype=torch.float32, device=ids.device)
     soft.scatter_add_(1, own_ids.unsqueeze(1), (weight * valid).unsqueeze(1))
     return soft.scatter_add_(1, partner_ids.unsqueeze(1), ((1.0 - weight) * partner_valid).unsqueeze(1))
+
+
+# -- targets as pairs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PairTargets:
+    """The targets of a mixed batch without soft ``(B, K)`` or ``(B, K, *S)`` tensors.
+
+    ``target = weight * onehot(own) + (1 - weight) * onehot(partner)``, kept as its three parts:
+    :func:`~mixmask.mixed_cross_entropy` computes the soft-target loss from them exactly, in memory
+    that does not grow with K (21k classes, or 21 classes at every pixel).
+
+    Attributes:
+        own: ``(B,)`` class ids, or ``(B, *S)`` id maps.
+        partner: the partner's ids, same shape (warped like the pixels; for GridMask samples the own
+            ids, or ``ignore_index`` where pixels were dropped and an ``ignore_index`` is given).
+        weight: the own weight: ``(B,)`` for class ids, ``(B, *S)`` (or broadcastable to it: a
+            constant mask) for id maps; bool for binary masks.
+        label_smoothing: eps the loss applies to class targets (``y * (1 - eps) + eps / K``).
+        ignore_index: id of ignored pixels in the maps, or None.
+    """
+
+    own: Tensor
+    partner: Tensor
+    weight: Tensor
+    label_smoothing: float = 0.0
+    ignore_index: int | None = None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> PairTargets:
+        """The same targets on ``device``."""
+        move = [t.to(device, non_blocking=non_blocking) for t in (self.own, self.partner, self.weight)]
+        return PairTargets(*move, self.label_smoothing, self.ignore_index)
+
+
+def pair_class_targets(labels: Tensor, params: MixParams, *, label_smoothing: float = 0.0) -> PairTargets:
+    """Class ids of a mixed batch as :class:`PairTargets` (``own``, ``own[index]``, ``label_lam``).
+
+    Raises:
+        MixMaskError: not MixParams; labels that are not ``(B,)`` integer class ids.
+    """
+    if not isinstance(params, MixParams):
+        raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
+    eps = check_finite_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    _check_pair_labels(labels, params.batch_size)
+    return _pair_class_targets(labels, params, eps)
+
+
+def _check_pair_labels(labels: Tensor, batch_size: int) -> None:
+    if not isinstance(labels, Tensor) or labels.shape != (batch_size,) or labels.dtype.is_floating_point \
+            or labels.dtype == torch.bool or labels.is_complex():
+        got = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
+        raise MixMaskError(f"pair targets take ({batch_size},) integer class ids, but got {got}: use the soft "
+                           "targets for one-hot, soft or multi-label targets")
+
+
+def _pair_class_targets(labels: Tensor, params: MixParams, label_smoothing: float) -> PairTargets:
+    index = params.index.to(labels.device)
+    return PairTargets(labels, labels.index_select(0, index), params.label_lam.to(labels.device), label_smoothing)
+
+
+def pair_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | None = None,
+                       ignore_index: int | None = None, validate: bool | None = None) -> PairTargets:
+    """Dense id maps of a mixed batch as :class:`PairTargets` (own maps, partner maps, the mask).
+
+    For soft masks (MixUp, soft FMix) this replaces ``(B, K, *S)`` soft targets and needs no
+    ``num_classes``; for binary masks it gives the same loss as the mixed id map.
+
+    Raises:
+        MixMaskError: see :func:`mix_dense_targets` (``num_classes`` only checks ids here).
+    """
+    if not isinstance(params, MixParams):
+        raise MixMaskError(f"expected params as mixmask.MixParams, but got {type(params).__name__}")
+    if ignore_index is not None:
+        ignore_index = check_int("ignore_index", ignore_index)
+    check_dense_targets(targets, params.batch_size, params.spatial_shape, num_classes=num_classes,
+                        ignore_index=ignore_index, validate=validate)
+    return _pair_dense_targets(targets, params, ignore_index)
+
+
+def _pair_dense_targets(targets: Tensor, params: MixParams, ignore_index: int | None) -> PairTargets:
+    ids, _ = _dense_ids(targets, params.batch_size, params.spatial_shape)
+    params = params.to(ids.device)
+    partner = _warped_ids(ids, params)
+    if params.any_erase:  # GridMask: hidden pixels keep their own ids, or are ignored
+        erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
+        hidden = ids if ignore_index is None else torch.full_like(ids, ignore_index)
+        partner = torch.where(erase, hidden, partner, out=partner)
+    return PairTargets(ids, partner, _compact(params.mask), 0.0, ignore_index)

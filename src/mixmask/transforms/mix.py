@@ -20,6 +20,7 @@ from mixmask.errors import MixMaskError
 from mixmask.functional import kernels as K
 from mixmask.functional._checks import (check_bool, check_choice, check_finite_range, check_generator, check_int,
                                         to_device)
+from mixmask.functional.kernels import PairTargets
 from mixmask.functional.params import METHODS, MixParams, PartnerWarp
 from mixmask.functional.sampling import PAIRINGS, Pairing, sample_partners
 from mixmask.streams import ProcessStream, rewinding
@@ -38,26 +39,28 @@ class MixResult:
 
     Attributes:
         inputs: the mixed batch, same shape/dtype/device (and torchvision type) as the input batch.
-        targets: ``(B, K)`` soft class targets, or None when no labels were given.
-        masks: mixed dense targets (ids, or ``(B, K, *S)`` soft targets for soft masks), or None.
+        targets: ``(B, K)`` soft class targets (:class:`~mixmask.functional.PairTargets` with
+            ``target_format="pair"``), or None when no labels were given.
+        masks: mixed dense targets (ids, or ``(B, K, *S)`` soft targets for soft masks; PairTargets with
+            ``target_format="pair"``), or None.
         params: the draw; pass it as ``params=`` to replay it.
     """
 
     inputs: Tensor
-    targets: Tensor | None
-    masks: Tensor | None
+    targets: Tensor | PairTargets | None
+    masks: Tensor | PairTargets | None
     params: MixParams
 
-    def _items(self) -> tuple[Tensor, ...]:
+    def _items(self) -> tuple[Any, ...]:
         return (self.inputs,) + tuple(t for t in (self.targets, self.masks) if t is not None)
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._items())
 
     def __len__(self) -> int:
         return len(self._items())
 
-    def __getitem__(self, position: int) -> Tensor:
+    def __getitem__(self, position: int) -> Any:
         return self._items()[position]
 
     @property
@@ -144,7 +147,8 @@ def _dense(masks: Any) -> Any:
 #: Options of a policy that touch pairing and targets, with their defaults.
 _SHARED_OPTIONS: dict[str, Any] = {"pairing": "permutation", "per_sample": True, "num_classes": None,
                                    "label_smoothing": 0.0, "multi_label": False, "ignore_index": None,
-                                   "channels_last": None, "validate": None}
+                                   "channels_last": None, "validate": None, "target_format": "soft"}
+TARGET_FORMATS: tuple[str, ...] = ("soft", "pair")
 
 
 class MixPolicy:
@@ -172,6 +176,10 @@ class MixPolicy:
         seed: non-negative int seed of the transform's stream; None follows ``torch.manual_seed``.
         validate: check label/id values (default: on CPU only, since on accelerators it syncs); True also
             checks that float inputs are finite (a full pass over the batch).
+        target_format: ``"soft"``: ``(B, K)`` soft class targets and, for soft masks, ``(B, K, *S)`` soft
+            maps; ``"pair"``: :class:`~mixmask.functional.PairTargets` (own ids, partner ids, own weight)
+            for class ids and maps alike, which :func:`~mixmask.mixed_cross_entropy` turns into the same
+            loss without any ``K``-sized target tensor (no ``num_classes`` needed).
 
     Raises:
         MixMaskError: an option out of range or of the wrong type.
@@ -180,7 +188,7 @@ class MixPolicy:
     def __init__(self, *, p: float = 1.0, per_sample: bool = True, pairing: Pairing = "permutation",
                  num_classes: int | None = None, label_smoothing: float = 0.0, multi_label: bool = False,
                  ignore_index: int | None = None, channels_last: bool | None = None, seed: int | None = None,
-                 validate: bool | None = None) -> None:
+                 validate: bool | None = None, target_format: str = "soft") -> None:
         self.p = check_finite_range("p", p, 0.0, 1.0)
         self.per_sample = check_bool("per_sample", per_sample)
         self.pairing = check_choice("pairing", pairing, PAIRINGS)
@@ -191,6 +199,9 @@ class MixPolicy:
         K.check_ignore_index(self.ignore_index, self.num_classes)
         self.channels_last = None if channels_last is None else check_bool("channels_last", channels_last)
         self.validate = None if validate is None else check_bool("validate", validate)
+        self.target_format = check_choice("target_format", target_format, TARGET_FORMATS)
+        if self.target_format == "pair" and self.multi_label:
+            raise MixMaskError("pair targets hold class ids, but got multi_label=True: use target_format='soft'")
         self.seed = _check_optional_int("seed", seed, low=0)
         self._stream = ProcessStream(self.seed)
         self.samplers: tuple[MaskSampler, ...] = ()
@@ -222,13 +233,17 @@ class MixPolicy:
                 K.check_fill(self.fill, batch.data.dtype)
             for sampler in self.samplers:
                 sampler.check(spatial, masks)
+        pair = self.target_format == "pair"
         if labels is not None:
-            K.check_class_targets(_plain(labels), b, num_classes=num_classes, multi_label=self.multi_label,
-                                  validate=self.validate)
+            if pair:
+                K._check_pair_labels(_plain(labels), b)
+            if not pair or num_classes is not None:
+                K.check_class_targets(_plain(labels), b, num_classes=num_classes, multi_label=self.multi_label,
+                                      validate=self.validate)
         elif self.pairing == "other_class" and params is None:
             raise MixMaskError("pairing='other_class' needs labels, but got labels=None")
         if masks is not None:
-            soft = self.soft if params is None else not params.binary
+            soft = not pair and (self.soft if params is None else not params.binary)
             K.check_dense_targets(_dense(masks), b, spatial, num_classes=num_classes,
                                   ignore_index=self.ignore_index, soft=soft, validate=self.validate)
         if saliency is not None and (not isinstance(saliency, Tensor) or tuple(saliency.shape) != (b, *spatial)):
@@ -240,6 +255,7 @@ class MixPolicy:
         return self.num_classes if num_classes is None else check_int("num_classes", num_classes, low=1)
 
     # -- drawing ---------------------------------------------------------------------------------
+    @torch.compiler.disable
     def sample(self, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None, *,
                saliency: Tensor | None = None, generator: torch.Generator | None = None) -> MixParams:
         """Draw the parameters for a batch (nothing is mixed).
@@ -331,6 +347,7 @@ class MixPolicy:
         return mask, lam, label_lam, warps
 
     # -- applying --------------------------------------------------------------------------------
+    @torch.compiler.disable
     def apply(self, params: MixParams, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None,
               *, num_classes: int | None = None, inplace: bool = False, workspace: Tensor | None = None) -> MixResult:
         """Apply a draw to a batch and its targets (see :meth:`__call__`).
@@ -355,14 +372,18 @@ class MixPolicy:
         mixed = K._mix_inputs(batch.data, params, channels_last=batch.channels_last, inplace=inplace,
                               workspace=workspace)
         targets = dense = None
+        pair = self.target_format == "pair"
         if labels is not None:
-            targets = K._mix_class_targets(_plain(labels), params, num_classes=num_classes,
-                                           label_smoothing=self.label_smoothing, multi_label=self.multi_label)
+            targets = K._pair_class_targets(_plain(labels), params, self.label_smoothing) if pair else \
+                K._mix_class_targets(_plain(labels), params, num_classes=num_classes,
+                                     label_smoothing=self.label_smoothing, multi_label=self.multi_label)
         if masks is not None:
-            dense = _rewrap(K._mix_dense_targets(_plain(masks), params, num_classes=num_classes,
-                                                 ignore_index=self.ignore_index), masks)
+            dense = K._pair_dense_targets(_plain(masks), params, self.ignore_index) if pair else \
+                _rewrap(K._mix_dense_targets(_plain(masks), params, num_classes=num_classes,
+                                             ignore_index=self.ignore_index), masks)
         return MixResult(batch.restore(mixed), targets, dense, params)
 
+    @torch.compiler.disable  # draws on a CPU generator and checks values: runs eagerly inside compiled code
     def __call__(self, inputs: Tensor, labels: Tensor | None = None, masks: Tensor | None = None, *,
                  num_classes: int | None = None, params: MixParams | None = None,
                  saliency: Tensor | None = None) -> MixResult:
