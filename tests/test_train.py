@@ -285,3 +285,21 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     assert summary["world_size"] == 2
     assert summary["test_size"] == 32 and summary["per_class"]["macro avg"]["support"] == 32
     assert done.stdout.count("epoch 1/1") == 1  # only rank 0 reports
+
+
+# -- progress bar ------------------------------------------------------------------------------
+def test_run_with_a_progress_bar_warns_nothing(tmp_path, monkeypatch):
+    from rich.progress import Progress
+
+    from mixmask.train import reports
+
+    shown = []
+
+    class Recording(Progress):
+        def update(self, task, **kwargs):
+            shown.append(kwargs.get("description"))
+            super().update(task, **kwargs)
+
+    monkeypatch.setattr(reports, "progress_bar", lambda enabled: Recording(disable=True))
+    train(TrainConfig(out=str(tmp_path), mix="cutmix", **{**TINY, "progress": True}))  # warnings are errors here
+    assert shown and all(d.startswith("epoch 1/1 loss ") for d in shown)

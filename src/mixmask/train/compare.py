@@ -43,7 +43,8 @@ def compare(base: TrainConfig, mix: str, seeds: int = 3) -> dict[str, Any]:
         MixMaskError: a bad SPEC, seed count or option, or a run folder made with another
             configuration: all before any training starts.
     """
-    from mixmask.train.runner import check_resumable, train
+    from mixmask.train.records import check_resumable
+    from mixmask.train.runner import train
 
     specs = split_specs(mix)
     for spec in specs:
@@ -132,7 +133,7 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:
-    from mixmask.train.runner import _save_json
+    from mixmask.train.records import save_json
     from mixmask.viz.training import plot_compare
 
     methods = result["methods"]
@@ -158,7 +159,7 @@ def _write(out: Path, result: dict[str, Any]) -> None:
               "the sample standard deviation over seeds; the gain's ± is the standard error of the difference of "
               "means.", ""]
     (out / "compare.md").write_text("\n".join(lines))
-    _save_json(out / "compare.json", result)
+    save_json(out / "compare.json", result)
     plot_compare({s: m["curves"]["score"] for s, m in methods.items()},
                  {s: m["score"] for s, m in methods.items()}, out / "compare.png", label,
                  header.split(", training")[0].replace("`", ""))
