@@ -154,17 +154,16 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
     The copy floor (dashed) and the allocating lerp floor (dotted) are drawn as lines.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = report["rows"]
     sizes = list(dict.fromkeys(r["size"] for r in rows))
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "-"]
     labels = [lab for lab in dict.fromkeys(_library_label(r) for r in rows if r["method"] != "-")]
-    colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
+    colours = {lab: matplotlib.colormaps["tab10"](i % 10) for i, lab in enumerate(labels)}
     panel = 1.5 + 1.5 * max(len(methods), 1)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(max(9.0, panel * len(sizes)), 5.2), squeeze=False)
+    fig = Figure(figsize=(max(9.0, panel * len(sizes)), 5.2))
+    axes = fig.subplots(1, len(sizes), squeeze=False)
     width = 0.8 / max(len(labels), 1)
     for ax, size in zip(axes[0], sizes):
         here = {(r["method"], _library_label(r)): r for r in rows if r["size"] == size}
@@ -199,6 +198,5 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 

@@ -57,10 +57,7 @@ def save_classification_preview(path: str | Path, images: Tensor, *, methods: Se
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if images.ndim != 4 or images.shape[0] < 2 or images.dtype != torch.uint8:
         raise MixMaskError(f"expected a uint8 (B >= 2, C, H, W) batch, but got {images.dtype} {tuple(images.shape)}")
@@ -80,7 +77,8 @@ def save_classification_preview(path: str | Path, images: Tensor, *, methods: Se
         rows.append((f"{method}: mask M", params.mask.float(), lams, "gray"))
         label = "fill=0 where M=0" if method == "gridmask" else "M*x + (1-M)*x[j]"
         rows.append((f"{method}: {label}", mix_inputs(images, params), [""] * batch, None))
-    fig, axes = plt.subplots(len(rows), batch, figsize=(1.9 * batch + 1.2, 1.9 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(1.9 * batch + 1.2, 1.9 * len(rows)))
+    axes = fig.subplots(len(rows), batch, squeeze=False)
     for r, (name, tensors, titles, cmap) in enumerate(rows):
         for c in range(batch):
             ax = axes[r, c]
@@ -97,5 +95,4 @@ def save_classification_preview(path: str | Path, images: Tensor, *, methods: Se
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

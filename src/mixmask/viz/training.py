@@ -1,5 +1,9 @@
 """Training pictures: loss/accuracy curves, the learning-rate schedule, confusion matrices,
-segmentation predictions and method comparisons (matplotlib, imported lazily, Agg backend)."""
+segmentation predictions and method comparisons (matplotlib, imported lazily).
+
+Figures are made with ``matplotlib.figure.Figure`` and saved without pyplot, so no backend is
+chosen here and the caller's matplotlib settings are left as they were.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,17 @@ from torch import Tensor
 __all__ = ["plot_curves", "plot_lr", "plot_confusion", "plot_segmentation", "plot_compare"]
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    """A new figure, not registered with pyplot (nothing to close, no backend switched)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     return path
 
 
@@ -45,8 +46,8 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title:
     Returns:
         ``path``.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = _figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
     score = "miou" if any("val_miou" in h or "test_miou" in h for h in history) else "acc"
     for ax, metric in zip(axes, ("loss", score)):
@@ -78,8 +79,8 @@ def plot_lr(lrs: Sequence[float], steps_per_epoch: int, path: str | Path, title:
     Returns:
         ``path``.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = _figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     x = np.arange(len(lrs)) / max(steps_per_epoch, 1)
     ax.plot(x, lrs)
     ax.set_xlabel("epoch")
@@ -101,12 +102,12 @@ def plot_confusion(cm: Tensor | np.ndarray, classes: Sequence[str], path: str | 
     Returns:
         ``path``.
     """
-    plt = _pyplot()
     counts = np.asarray(cm, dtype=np.int64)
     shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     k = len(classes)
     side = min(max(4.0, 0.5 * k + 2), 14)
-    fig, ax = plt.subplots(figsize=(side, side * 0.85))
+    fig = _figure(figsize=(side, side * 0.85))
+    ax = fig.subplots()
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
     if k <= 30:
@@ -138,9 +139,9 @@ def plot_segmentation(images: Tensor, targets: Tensor, preds: Tensor, path: str 
     Returns:
         ``path``.
     """
-    plt = _pyplot()
     n = images.shape[0]
-    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+    fig = _figure(figsize=(6.6, 2.2 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         img = images[i].detach().float().cpu()
         img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
@@ -172,8 +173,8 @@ def plot_compare(curves: Mapping[str, Sequence[Sequence[float]]], finals: Mappin
     Returns:
         ``path``.
     """
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    fig = _figure(figsize=(11, 3.8))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     later: list[float] = []
     for name, runs in curves.items():
         length = min((len(r) for r in runs), default=0)
