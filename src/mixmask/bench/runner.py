@@ -9,6 +9,7 @@ of all rounds are pooled into a median and an inter-quartile range per row.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import shlex
@@ -24,7 +25,8 @@ from mixmask.bench.cases import (BENCH_METHODS, FLOORS, LIBRARIES, PATHS, PEER_M
                                  semantics)
 from mixmask.errors import MixMaskError
 
-__all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "parse_sizes", "plan_rows", "run_bench", "summarise"]
+__all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "check_memory", "job_memory", "parse_sizes", "plan_rows",
+           "run_bench", "summarise"]
 
 SCHEMA = "mixmask-bench/1"
 DEFAULT_SIZES: tuple[tuple[int, ...], ...] = ((128, 3, 32, 32), (64, 3, 224, 224), (16, 3, 512, 512))
@@ -323,6 +325,30 @@ def _context(rows: Sequence[Row]) -> Any:
     return context
 
 
+#: Batch-sized float32 buffers one job may hold at once: the input, its clone, the last output, and up
+#: to 4 more during a call (kornia's MixUp adds 146.9 MiB, 4 batches, at 64x3x224x224: docs/bench.md).
+JOB_BATCH_COPIES = 8
+
+
+def job_memory(shape: Sequence[int], num_classes: int) -> int:
+    """Estimated peak bytes of one job on a ``(B, C, *S)`` batch (float32 buffers and ``(B, K)`` targets)."""
+    batch = math.prod(int(d) for d in shape)
+    return JOB_BATCH_COPIES * 4 * batch + 4 * 4 * int(shape[0]) * num_classes
+
+
+def check_memory(config: BenchConfig) -> None:
+    """Refuse sizes whose jobs cannot fit in the memory available now (jobs run one at a time).
+
+    Raises:
+        MixMaskError: naming the size, its estimate and the memory available.
+    """
+    from mixmask.resources import check_memory as check
+
+    for size in config.sizes:
+        check(job_memory(size, config.num_classes), f"--sizes {_size_name(size)}", "choose smaller --sizes",
+              config.device)
+
+
 def run_bench(config: BenchConfig, *, argv: Sequence[str] | None = None,
               progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run every job of ``config`` and return the report (the ``--json`` document).
@@ -336,6 +362,7 @@ def run_bench(config: BenchConfig, *, argv: Sequence[str] | None = None,
         A dict: ``schema``, ``command``, ``argv``, ``date``, ``finished``, ``config``, ``versions``,
         ``machine``, ``load_average`` (``start``/``end``), ``rows`` (see :func:`summarise`).
     """
+    check_memory(config)
     rows = plan_rows(config)
     timed = [row for row in rows if row.runs]
     order_gen = torch.Generator().manual_seed(config.seed)

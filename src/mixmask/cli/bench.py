@@ -78,13 +78,18 @@ def _argv(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write the reports asked for; 0 on success."""
     from mixmask.bench.report import print_table, write_json, write_markdown, write_plot
-    from mixmask.bench.runner import BenchConfig, parse_sizes, run_bench
+    from mixmask.bench.runner import BenchConfig, check_memory, parse_sizes, run_bench
+    from mixmask.resources import check_writable
 
     config = BenchConfig(methods=_csv(args.methods), sizes=parse_sizes(args.sizes), device=args.device,
                          dtype=args.dtype, paths=_csv(args.path), libraries=_csv(args.libraries),
                          rounds=args.rounds, warmup=args.warmup, min_time=args.min_time,
                          min_calls=args.min_calls, max_calls=args.max_calls, threads=args.threads,
                          num_classes=args.num_classes, seed=args.seed, timeout=args.timeout)
+    for option in ("json", "markdown", "plot"):  # the reports are written after the run: check them before it
+        if getattr(args, option):
+            check_writable(getattr(args, option), f"--{option}", folder=False)
+    check_memory(config)
     bar, update = _progress_bar(args.quiet)
     with bar:
         report = run_bench(config, argv=_argv(args), progress=update)

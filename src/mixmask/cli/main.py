@@ -26,12 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; errors are one line ``mixmask <command>: error: ...`` on stderr and exit code 2.
+
+    Bad arguments are :class:`MixMaskError` raised before any output is written; a fault of the
+    machine met on the way (a full disk, a vanished folder: an ``OSError``) is reported the same way,
+    naming the file, instead of a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MixMaskError as err:
-        print(f"mixmask {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        message = str(err)
+    except OSError as err:
+        from mixmask.resources import describe_os_error
+
+        message = f"could not complete: {describe_os_error(err)}"
+    print(f"mixmask {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mixmask.errors import MixMaskError
+from mixmask.resources import check_writable
 from mixmask.train.config import TrainConfig
 from mixmask.train.spec import parse_mix, spec_slug, split_specs
 
@@ -56,7 +57,7 @@ def compare(base: TrainConfig, mix: str, seeds: int = 3) -> dict[str, Any]:
     if base.folds:
         raise MixMaskError(f"compare trains on a validation split; --folds is for `mixmask train`, but got "
                            f"--folds {base.folds}")
-    out = Path(base.out)
+    out = check_writable(base.out, "--out", folder=True)
     runs = [replace(base, mix=spec, seed=base.seed + k, out=str(_run_dir(out, spec, base.seed + k)), resume=True)
             for spec in specs for k in range(seeds)]
     for cfg in runs:
