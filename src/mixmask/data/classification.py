@@ -7,9 +7,12 @@ Everything is generated or read locally: nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import pickle
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,30 +185,113 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42) -> ClassificationData:
                               [str(i) for i in range(10)], tuple(x.shape[1:]))
 
 
-_CIFAR10 = ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "label_names", b"labels")
-_CIFAR100 = (["train"], ["test"], "meta", "fine_label_names", b"fine_labels")
+_CIFAR10 = ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "label_names", b"labels", 10)
+_CIFAR100 = (["train"], ["test"], "meta", "fine_label_names", b"fine_labels", 100)
 
 
-def _unpickle(path: Path) -> dict:
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes at protocols 0-2 (``encode(text, "latin1")``), and nothing else."""
+    if not isinstance(text, str) or encoding != "latin1" or errors != "strict":
+        raise pickle.UnpicklingError(f"only _codecs.encode(str, 'latin1') is allowed, but got encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+@functools.cache
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """``(module, name)`` → object, for the globals a pickled numpy array names (numpy 1 and 2 spellings)."""
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                           ("_codecs", "encode"): _latin1_encode}
+    for package in ("numpy._core", "numpy.core"):
+        for module, name in ((f"{package}.multiarray", "_reconstruct"), (f"{package}.multiarray", "scalar"),
+                             (f"{package}.numeric", "_frombuffer")):
+            try:
+                with warnings.catch_warnings():  # numpy 2 warns when numpy.core is imported
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    allowed[(module, name)] = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError):
+                continue
+    return allowed
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR batch holds: dicts, lists, bytes, str, numbers and numpy arrays.
+
+    A pickle can name any importable callable and have it called while loading (``os.system``
+    included), so a batch file from elsewhere is untrusted input: every global outside the numpy
+    array helpers is refused before anything is called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _allowed_globals().get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch never holds (only dicts, "
+                                         "lists, bytes, str, ints and numpy arrays are read)")
+        return found
+
+
+def _unpickle(path: Path) -> Any:
+    """Read a CIFAR python batch with :class:`_BatchUnpickler` (``encoding="bytes"``, as the batches were written)."""
     with open(path, "rb") as handle:
         try:
-            return pickle.load(handle, encoding="bytes")
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise MixMaskError(f"expected a CIFAR python-pickle batch at {path}, but could not read it: {err}") from err
+            return _BatchUnpickler(handle, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                KeyError, MemoryError) as err:
+            raise MixMaskError(f"expected a CIFAR python-pickle batch at {str(path)!r}, but could not read it: "
+                               f"{err}") from None
 
 
-def _cifar_arrays(paths: list[Path], label_key: bytes) -> tuple[Tensor, Tensor]:
+def _get(batch: dict, key: bytes) -> Any:
+    return batch[key] if key in batch else batch.get(key.decode())
+
+
+def _cifar_arrays(paths: list[Path], label_key: bytes, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)`` of the batches, each checked."""
     images, labels = [], []
     for path in paths:
         batch = _unpickle(path)
-        if b"data" not in batch or label_key not in batch:
-            raise MixMaskError(f"expected keys b'data' and {label_key!r} in {path}, but got {sorted(batch)}")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise MixMaskError(f"expected b'data' of shape (N, 3072) in {path}, but got {data.shape}")
-        images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
-        labels.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+        if not isinstance(batch, dict):
+            raise MixMaskError(f"expected a dict with b'data' and {label_key!r} in {str(path)!r}, but it holds a "
+                               f"{type(batch).__name__}")
+        data, ids = _get(batch, b"data"), _get(batch, label_key)
+        if data is None or ids is None:
+            raise MixMaskError(f"expected keys b'data' and {label_key!r} in {str(path)!r}, but got "
+                               f"{sorted(map(repr, batch))}")
+        if not isinstance(data, np.ndarray) or data.dtype.kind not in "ui" or data.ndim != 2 \
+                or data.shape[1] != 3 * 32 * 32:
+            shown = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+            raise MixMaskError(f"expected b'data' in {str(path)!r} to be an integer array of shape (N, 3072), but "
+                               f"got {shown}")
+        if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+            raise MixMaskError(f"expected b'data' in {str(path)!r} to hold pixel values 0 to 255, but they go "
+                               f"from {int(data.min())} to {int(data.max())}")
+        ok_ids = isinstance(ids, (list, np.ndarray)) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (ids.tolist() if isinstance(
+                ids, np.ndarray) else ids))
+        if not ok_ids:
+            kinds = sorted({type(v).__name__ for v in ids}) if isinstance(ids, (list, np.ndarray)) \
+                else [type(ids).__name__]
+            raise MixMaskError(f"expected {label_key!r} in {str(path)!r} to be a list of int class ids, but got "
+                               f"{', '.join(kinds)}")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) != len(data):
+            raise MixMaskError(f"expected one label per image in {str(path)!r}, but got {len(data)} images and "
+                               f"{len(ids)} labels")
+        bad = ids[(ids < 0) | (ids >= num_classes)]
+        if len(bad):
+            raise MixMaskError(f"expected {label_key!r} in {str(path)!r} to be class ids 0 to {num_classes - 1}, "
+                               f"but got {sorted(set(bad.tolist()))[:10]}")
+        images.append(torch.from_numpy(data.astype(np.uint8).reshape(-1, 3, 32, 32)))
+        labels.append(torch.from_numpy(ids))
     return torch.cat(images), torch.cat(labels)
+
+
+def _class_names(path: Path, key: str, count: int) -> list[str]:
+    """Names from a meta file when it holds ``count`` of them, else ``"0"``, ``"1"``..."""
+    meta = _unpickle(path) if path.is_file() else None
+    names = _get(meta, key.encode()) if isinstance(meta, dict) else None
+    if isinstance(names, list) and len(names) >= count and all(isinstance(n, (bytes, str)) for n in names):
+        return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names[:count]]
+    return [str(i) for i in range(count)]
 
 
 def load_cifar(path: str | Path) -> ClassificationData:
@@ -228,17 +314,11 @@ def load_cifar(path: str | Path) -> ClassificationData:
         raise MixMaskError(f"expected a folder of CIFAR python batches for cifar10:PATH, but {str(root)!r} "
                            "is not a folder")
     for folder in (root, root / "cifar-10-batches-py", root / "cifar-100-python"):
-        for train_names, test_names, meta_name, names_key, label_key in (_CIFAR10, _CIFAR100):
+        for train_names, test_names, meta_name, names_key, label_key, count in (_CIFAR10, _CIFAR100):
             if all((folder / n).is_file() for n in train_names + test_names):
-                x, y = _cifar_arrays([folder / n for n in train_names], label_key)
-                x_test, y_test = _cifar_arrays([folder / n for n in test_names], label_key)
-                count = int(max(y.max(), y_test.max())) + 1
-                classes = [str(i) for i in range(count)]
-                if (folder / meta_name).is_file():
-                    meta = _unpickle(folder / meta_name)
-                    names = meta.get(names_key.encode(), meta.get(names_key))
-                    if names is not None and len(names) >= count:
-                        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+                x, y = _cifar_arrays([folder / n for n in train_names], label_key, count)
+                x_test, y_test = _cifar_arrays([folder / n for n in test_names], label_key, count)
+                classes = _class_names(folder / meta_name, names_key, count)
                 mean, std = _channel_stats(x[: 10000].float().div_(255))
                 return ClassificationData(f"cifar10:{root}", TensorData(x, y), y, TensorData(x_test, y_test),
                                           y_test, classes, (3, 32, 32), scale=1 / 255, mean=mean, std=std)
