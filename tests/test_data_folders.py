@@ -289,9 +289,17 @@ def test_class_folder_errors(tmp_path):
     _names_all(err, "'empty1'", "'empty2'")
     os.rmdir(tmp_path / "empty1")
     (tmp_path / "empty2" / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(MixMaskError, match=re.escape("'empty2/bad.png' (cannot identify image file")):
+        ClassFolder(tmp_path)  # headers are read when the folder is built
+    good = tmp_path / "empty2" / "good.png"
+    _save(good, _rgb())
+    good.write_bytes(good.read_bytes()[:-40])  # truncated: the header reads, the pixels do not
+    (tmp_path / "empty2" / "bad.png").unlink()
     data = ClassFolder(tmp_path)
-    with pytest.raises(MixMaskError, match=re.escape(str(tmp_path / "empty2" / "bad.png"))):
+    with pytest.raises(MixMaskError, match=re.escape(str(good))):
         data[len(data) - 1]
+    with pytest.raises(MixMaskError, match="1 image\\(s\\) failed to decode: .*good.png"):
+        ClassFolder(tmp_path, verify=True)
 
 
 def test_every_kind_of_problem_is_reported_at_once(tmp_path):

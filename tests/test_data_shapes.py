@@ -66,9 +66,17 @@ def test_written_folder_round_trips(tmp_path, layout):
 def test_write_refuses_to_overwrite_unless_asked(tmp_path):
     write_shapes(tmp_path, count=2, size=16)
     before = (tmp_path / "00000.png").read_bytes()
-    with pytest.raises(MixMaskError, match="overwritten"):
+    with pytest.raises(MixMaskError, match="holds 4 entries, 4 of them with the names to write"):
         write_shapes(tmp_path, count=2, size=16, seed=1)
     assert (tmp_path / "00000.png").read_bytes() == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(MixMaskError, match="holds 1 entries .*'notes.txt'.*--overwrite"):
+        write_shapes(other, count=2, size=16)  # a non-empty folder, even without clashing names
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    other.joinpath("notes.txt").unlink()
+    other.rmdir()
     write_shapes(tmp_path, count=2, size=16, seed=1, overwrite=True)
     assert (tmp_path / "00000.png").read_bytes() != before
     (tmp_path / "file").write_text("x")
@@ -99,7 +107,7 @@ def test_cli_writes_and_checks_a_folder(tmp_path, capsys):
     assert ", ".join(f"{i} {name}" for i, name in enumerate(SHAPE_CLASSES)) in capsys.readouterr().out
     assert _cli(["data", "check", str(tmp_path)]) == 0
     assert "3 image/mask pairs" in capsys.readouterr().out
-    with pytest.raises(MixMaskError, match="overwritten"):
+    with pytest.raises(MixMaskError, match="--overwrite"):
         _cli(["data", "shapes", "--out", str(tmp_path), "--count", "3"])
     (tmp_path / "00001_mask.png").unlink()
     with pytest.raises(MixMaskError, match="00001.png"):

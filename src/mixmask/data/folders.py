@@ -7,7 +7,10 @@ Everything here only reads the user's files. Pillow is imported when a file is r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,41 @@ def _check_colors(colors: ColorTable | None) -> dict[tuple[int, int, int], int] 
     return table
 
 
+@contextmanager
+def _open(path: str | Path) -> Iterator[Any]:
+    """``PIL.Image.open`` that refuses images above ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression bombs) as errors."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
+
+
+#: What reading a file may raise besides a MixMaskError: each is reported with :func:`_cause`.
+def _read_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    return OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning
+
+
+def _cause(path: str | Path, err: BaseException) -> str:
+    """Why ``path`` could not be read, in words: a broken link, a decompression bomb, a truncated file..."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return f"a broken symbolic link to {os.readlink(path)!r}"
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = f"{int(found.group(1))} pixels" if found else "too many pixels"
+        return (f"{pixels}, above the limit of {Image.MAX_IMAGE_PIXELS} (PIL.Image.MAX_IMAGE_PIXELS): refused as a "
+                "possible decompression bomb")
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    return f"{err.__class__.__name__}: {err}"
+
+
 def read_image(path: str | Path, mode: str | None = "RGB") -> Tensor:
     """Read an image file as a uint8 ``(C, H, W)`` tensor.
 
@@ -66,15 +104,13 @@ def read_image(path: str | Path, mode: str | None = "RGB") -> Tensor:
     Raises:
         MixMaskError: naming the file when it cannot be read.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             im = im.convert(mode) if mode is not None and im.mode != mode else im
             array = np.array(im)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise MixMaskError(f"expected a readable image, but could not read {str(path)!r} "
-                           f"({err.__class__.__name__}: {err})") from None
+    except _read_errors() as err:
+        raise MixMaskError(f"expected a readable image, but could not read {str(path)!r}: "
+                           f"{_cause(path, err)}") from None
     if array.dtype != np.uint8:
         raise MixMaskError(f"expected an 8-bit image, but {str(path)!r} has {array.dtype} pixels; pass mode='RGB' "
                            "or 'L' to convert it")
@@ -116,11 +152,9 @@ def read_mask(path: str | Path, colors: ColorTable | None = None) -> Tensor:
         MixMaskError: naming the file when it cannot be read, has an unsupported mode, or holds
             colours missing from the table.
     """
-    from PIL import Image, UnidentifiedImageError
-
     table = _check_colors(colors)
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             mode = im.mode
             if mode in _ID_MODES or (mode == "P" and table is None):
                 return torch.from_numpy(np.array(im).astype(np.int64))
@@ -131,9 +165,11 @@ def read_mask(path: str | Path, colors: ColorTable | None = None) -> Tensor:
                 raise MixMaskError(f"{str(path)!r} is a colour-coded {mode} mask: pass colors= (a colour table "
                                    "{(r, g, b): id}) to map its colours to ids")
             rgb = np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as err:
-        raise MixMaskError(f"expected a readable mask PNG, but could not read {str(path)!r} "
-                           f"({err.__class__.__name__}: {err})") from None
+    except MixMaskError:
+        raise
+    except _read_errors() as err:
+        raise MixMaskError(f"expected a readable mask PNG, but could not read {str(path)!r}: "
+                           f"{_cause(path, err)}") from None
     return torch.from_numpy(_map_colors(rgb, table, path))
 
 
@@ -147,14 +183,23 @@ def check_mask_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _header(path: Path) -> tuple[tuple[int, int], str]:
     """``((width, height), mode)`` of an image file, reading its header only."""
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with _open(path) as im:
         return im.size, im.mode
 
 
+def _header_problem(path: Path) -> str | None:
+    """None when the header of ``path`` reads (within the pixel limit), else the cause."""
+    try:
+        _header(path)
+    except _read_errors() as err:
+        return _cause(path, err)
+    return None
+
+
 def _listing(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Files of ``folder`` (broken symbolic links included, to be reported as such), hidden ones left out."""
+    return sorted(p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists()))
+                  and not p.name.startswith("."))
 
 
 def _join(paths: Sequence[Path | str], root: Path) -> str:
@@ -179,9 +224,11 @@ class ImageMaskFolder(torch.utils.data.Dataset):
     ``colors``) or RGB PNGs mapped through ``colors``. The folder is only read.
 
     Building the data set pairs the files and reads every header; all the problems found (images
-    without masks, masks without images, size mismatches, unreadable files, colour masks without a
-    table) are reported in one :class:`MixMaskError` naming every file. :meth:`verify` decodes every
-    map to also find unknown colours.
+    without masks, masks without images, size mismatches, unreadable files with their cause: broken
+    symbolic links, images above ``PIL.Image.MAX_IMAGE_PIXELS``, ..., colour masks without a table)
+    are reported in one :class:`MixMaskError` naming every file. ``verify=True`` also decodes every
+    pair in the same pass, to find truncated files and unknown colours too (:meth:`verify` does it
+    later).
 
     Args:
         root: the folder.
@@ -191,6 +238,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         image_mode: Pillow mode images are converted to (None keeps each file's own).
         mask_dtype: integer dtype of the maps; ``torch.uint8`` (ids and ``ignore_index`` below
             256) holds maps in 8x less memory than int64, cheaper to collate and mix.
+        verify: decode every pair while building (one error for every problem of the folder).
 
     Returns (items):
         Without a transform, ``{"image": uint8 (C, H, W), "mask": int64 (H, W)}`` (or
@@ -207,7 +255,8 @@ class ImageMaskFolder(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, colors: ColorTable | None = None,
                  transform: Callable[[dict[str, Tensor]], Any] | None = None, *,
-                 image_mode: str | None = "RGB", mask_dtype: torch.dtype = torch.int64) -> None:
+                 image_mode: str | None = "RGB", mask_dtype: torch.dtype = torch.int64,
+                 verify: bool = False) -> None:
         self.root = Path(root).expanduser()
         self.colors = _check_colors(colors)
         self.transform = transform
@@ -218,7 +267,12 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         split = (self.root / "images").is_dir() and (self.root / "masks").is_dir()
         self.layout = "split" if split else "flat"
         self.samples, problems = self._pair(split)
-        problems += self._check_headers()
+        header_problems, bad = self._check_headers()
+        problems += header_problems
+        if verify:
+            failures = self._decode_problems(skip=bad)
+            if failures:
+                problems.append(f"{len(failures)} pair(s) failed to decode: " + "; ".join(failures))
         if problems:
             raise MixMaskError(f"in {str(self.root)!r} ({self.layout} layout): " + "; ".join(problems))
         if not self.samples:
@@ -263,27 +317,30 @@ class ImageMaskFolder(torch.utils.data.Dataset):
                  if len(images[s]) == len(masks[s]) == 1 and masks[s][0].suffix.lower() == ".png"]
         return pairs, problems
 
-    def _check_headers(self) -> list[str]:
-        """Problems found in the headers of the paired files."""
-        from PIL import UnidentifiedImageError
-
+    def _check_headers(self) -> tuple[list[str], set[Path]]:
+        """Problems found in the headers of the paired files, and the files that have one."""
         unreadable, mismatched, modes, colour = [], [], [], []
+        bad: set[Path] = set()
         for image, mask in self.samples:
             sizes = []
             for path in (image, mask):
                 try:
                     size, mode = _header(path)
-                except (OSError, UnidentifiedImageError) as err:
-                    unreadable.append(f"{_join([path], self.root)} ({err.__class__.__name__})")
+                except _read_errors() as err:
+                    unreadable.append(f"{_join([path], self.root)} ({_cause(path, err)})")
+                    bad.add(path)
                     continue
                 sizes.append(size)
                 if path is mask and mode not in _ID_MODES + _COLOR_MODES:
                     modes.append(f"{_join([path], self.root)} (mode {mode!r})")
+                    bad.add(path)
                 elif path is mask and mode in ("RGB", "RGBA") and self.colors is None:
                     colour.append(_join([path], self.root))
+                    bad.add(path)
             if len(sizes) == 2 and sizes[0] != sizes[1]:
                 mismatched.append(f"{_join([image], self.root)} is {sizes[0][0]}x{sizes[0][1]} but "
                                   f"{_join([mask], self.root)} is {sizes[1][0]}x{sizes[1][1]}")
+                bad.update((image, mask))
         problems = []
         if unreadable:
             problems.append(f"unreadable file(s): {', '.join(unreadable)}")
@@ -294,7 +351,19 @@ class ImageMaskFolder(torch.utils.data.Dataset):
                             f"{', '.join(modes)}")
         if colour:
             problems.append(f"colour-coded RGB mask(s) but no colors= table to map them to ids: {', '.join(colour)}")
-        return problems
+        return problems, bad
+
+    def _decode_problems(self, skip: set[Path] = frozenset()) -> list[str]:
+        """Decode every pair (but those with a file in ``skip``); the failures, each naming its file."""
+        failures = []
+        for index, (image, mask) in enumerate(self.samples):
+            if image in skip or mask in skip:
+                continue
+            try:
+                self._load(index)
+            except MixMaskError as err:
+                failures.append(str(err))
+        return failures
 
     def verify(self) -> None:
         """Decode every image and map; raise one error naming every file that fails (e.g. unknown colours).
@@ -302,12 +371,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         Raises:
             MixMaskError: listing each failing file with its reason.
         """
-        failures = []
-        for index in range(len(self)):
-            try:
-                self._load(index)
-            except MixMaskError as err:
-                failures.append(str(err))
+        failures = self._decode_problems()
         if failures:
             raise MixMaskError(f"{len(failures)} of {len(self)} pairs in {str(self.root)!r} failed: "
                                + "; ".join(failures))
@@ -349,6 +413,8 @@ class ClassFolder(torch.utils.data.Dataset):
         root: the folder.
         transform: called on each uint8 ``(C, H, W)`` image tensor.
         image_mode: Pillow mode images are converted to (None keeps each file's own).
+        verify: decode every image while building (else only headers are read), so that truncated
+            files are found before use.
 
     Attributes:
         classes: class names, index = class id.
@@ -360,12 +426,14 @@ class ClassFolder(torch.utils.data.Dataset):
         ``(image, class id)``: uint8 ``(C, H, W)`` (or the transform's output) and an int.
 
     Raises:
-        MixMaskError: a missing folder, no class sub-folders, or class folders without images
-            (naming them all); at load, the file that cannot be read.
+        MixMaskError: a missing folder, no class sub-folders, or, all in one error: class folders
+            without images, files whose header cannot be read (each with its cause: broken link,
+            decompression bomb, ...) and with ``verify``, files that fail to decode; at load, the
+            file that cannot be read.
     """
 
     def __init__(self, root: str | Path, transform: Callable[[Tensor], Any] | None = None, *,
-                 image_mode: str | None = "RGB") -> None:
+                 image_mode: str | None = "RGB", verify: bool = False) -> None:
         self.root = Path(root).expanduser()
         self.transform = transform
         self.image_mode = image_mode
@@ -387,9 +455,27 @@ class ClassFolder(torch.utils.data.Dataset):
             if not found:
                 empty.append(name)
             self.samples += [(p, self.class_to_idx[name]) for p in found]
+        problems = []
         if empty:
-            raise MixMaskError(f"expected images ({', '.join(IMAGE_EXTENSIONS)}) in every class folder of "
-                               f"{str(self.root)!r}, but {len(empty)} have none: {', '.join(map(repr, empty))}")
+            problems.append(f"expected images ({', '.join(IMAGE_EXTENSIONS)}) in every class folder, but "
+                            f"{len(empty)} have none: {', '.join(map(repr, empty))}")
+        unreadable = [(p, cause) for p, cause in ((p, _header_problem(p)) for p, _ in self.samples) if cause]
+        if unreadable:
+            problems.append(f"{len(unreadable)} unreadable file(s): "
+                            + ", ".join(f"{_join([p], self.root)} ({cause})" for p, cause in unreadable))
+        if verify:
+            skip = {p for p, _ in unreadable}
+            failures = []
+            for path, _ in self.samples:
+                if path not in skip:
+                    try:
+                        read_image(path, self.image_mode)
+                    except MixMaskError as err:
+                        failures.append(str(err))
+            if failures:
+                problems.append(f"{len(failures)} image(s) failed to decode: " + "; ".join(failures))
+        if problems:
+            raise MixMaskError(f"in {str(self.root)!r}: " + "; ".join(problems))
         self.targets = [target for _, target in self.samples]
 
     def __len__(self) -> int:

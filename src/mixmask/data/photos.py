@@ -49,15 +49,15 @@ def sample_photos(count: int = 8, size: int = 224) -> Tensor:
 
 def load_photos(paths: Sequence[str | Path], size: int = 224) -> Tensor:
     """The user's own image files, square-cropped and resized: uint8 ``(N, 3, size, size)``."""
-    from PIL import Image, UnidentifiedImageError
+    from mixmask.data.folders import _cause, _open, _read_errors
 
     images, bad = [], []
     for path in paths:
         try:
-            with Image.open(path) as im:
+            with _open(path) as im:
                 images.append(_square(np.asarray(im.convert("RGB")), size))
-        except (OSError, UnidentifiedImageError) as err:
-            bad.append(f"{path} ({err.__class__.__name__})")
+        except _read_errors() as err:
+            bad.append(f"{str(path)!r} ({_cause(path, err)})")
     if bad:
         raise MixMaskError(f"expected readable image files, but could not read: {', '.join(bad)}")
     if not images:

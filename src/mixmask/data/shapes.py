@@ -156,13 +156,14 @@ def write_shapes(out: str | Path, count: int = 100, size: int = 128, seed: int =
         out: the folder (created if missing).
         count, size, seed: as for :class:`ShapesDataset`.
         layout: ``"flat"`` (the ``xyz.png`` + ``xyz_mask.png`` layout) or ``"split"``.
-        overwrite: replace existing files of the same names (else raise).
+        overwrite: write into a folder that is not empty, replacing files of the same names (else
+            raise when ``out`` holds anything).
 
     Returns:
         The folder.
 
     Raises:
-        MixMaskError: bad arguments, ``out`` is a file, or files would be overwritten.
+        MixMaskError: bad arguments, ``out`` is a file, or ``out`` is not empty and ``overwrite`` is off.
     """
     from PIL import Image
 
@@ -178,10 +179,13 @@ def write_shapes(out: str | Path, count: int = 100, size: int = 128, seed: int =
         paths = [(out / f"{n}.png", out / f"{n}_mask.png") for n in names]
     else:
         paths = [(out / "images" / f"{n}.png", out / "masks" / f"{n}.png") for n in names]
-    existing = [str(p) for pair in paths for p in pair if p.exists()]
-    if existing and not overwrite:
-        raise MixMaskError(f"{len(existing)} file(s) would be overwritten in {str(out)!r} (e.g. {existing[0]!r}); "
-                           "pass overwrite=True (--overwrite) or choose an empty folder")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        existing = [str(p) for pair in paths for p in pair if p.exists()]
+        clash = f", {len(existing)} of them with the names to write" if existing else ""
+        raise MixMaskError(f"expected an empty or new folder, but {str(out)!r} holds {len(present)} entries"
+                           f"{clash} (e.g. {present[0]!r}); pass overwrite=True (--overwrite) to write into it "
+                           "anyway, or choose another folder")
     for folder in {p.parent for pair in paths[:1] for p in pair}:
         folder.mkdir(parents=True, exist_ok=True)
     palette = [c for color in SHAPE_COLORS for c in color]

@@ -92,7 +92,7 @@ def _class_folder(path: str):
     from mixmask.data import ClassFolder
     from mixmask.data.classification import ClassificationData
 
-    folder = ClassFolder(path, transform=_ResizeImage(IMAGE_SIZE))
+    folder = ClassFolder(path, transform=_ResizeImage(IMAGE_SIZE), verify=True)  # every bad file, before training
     if len(folder) < 4:
         raise MixMaskError(f"expected at least 4 images in the class sub-folders of {path!r}, but found {len(folder)}")
     targets = np.asarray(folder.targets, dtype=np.int64)
@@ -109,7 +109,7 @@ def _seg_folder(path: str):
     from mixmask.data.classification import ClassificationData
     from mixmask.data.folders import read_mask
 
-    folder = ImageMaskFolder(path)
+    folder = ImageMaskFolder(path, verify=True)  # every problem of the folder, before training
     if len(folder) < 4:
         raise MixMaskError(f"expected at least 4 image/mask pairs in {path!r}, but found {len(folder)}")
     top = 0
