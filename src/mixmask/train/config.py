@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 
 from mixmask.errors import MixMaskError
 
-__all__ = ["DATA_NAMES", "OPTIMIZERS", "TrainConfig", "load_data"]
+__all__ = ["DATA_NAMES", "OPTIMIZERS", "TrainConfig", "check_device", "load_data"]
 
 #: Spellings of ``--data`` (``PATH`` is a folder on the user's disk).
 DATA_NAMES: tuple[str, ...] = ("digits", "mnist1d", "shapes", "folder:PATH", "seg-folder:PATH", "cifar10:PATH")
@@ -18,6 +19,30 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 #: Fields that may differ between a run and its resumption (they do not change the results).
 RUNTIME_FIELDS: tuple[str, ...] = ("out", "resume", "workers", "device", "progress", "fold")
+
+
+def check_device(name: str) -> torch.device | None:
+    """Check a ``--device`` value: ``auto`` (None), ``cpu``, ``cuda`` or ``cuda:N`` present on this machine.
+
+    Raises:
+        MixMaskError: an unknown spelling, or a CUDA device this machine does not have.
+    """
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
+        raise MixMaskError(f"--device must be auto, cpu, cuda or cuda:N, but got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MixMaskError(f"--device {name}: no CUDA device is available on this machine "
+                               "(torch.cuda.is_available() is False); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise MixMaskError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 @dataclass
@@ -89,30 +114,45 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise MixMaskError(f"--{name.replace('_', '-')} must be an int >= {low}, but got {value!r}")
 
+        def real(name: str, value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MixMaskError(f"--{name.replace('_', '-')} must be a finite number, but got {value!r}")
+            return float(value)
+
         positive_int("epochs", self.epochs)
         positive_int("batch_size", self.batch_size)
         positive_int("workers", self.workers, 0)
+        positive_int("seed", self.seed, 0)
         if self.optimizer not in OPTIMIZERS:
             raise MixMaskError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.warmup not in WARMUPS:
             raise MixMaskError(f"unknown warm-up {self.warmup!r}; valid: {', '.join(WARMUPS)}")
-        if self.lr is not None and not self.lr > 0:
+        if self.lr is not None and not real("lr", self.lr) > 0:
             raise MixMaskError(f"--lr must be > 0, but got {self.lr!r}")
-        if not 0 <= self.warmup_epochs <= self.epochs:
+        if not 0 <= real("momentum", self.momentum) < 1:
+            raise MixMaskError(f"--momentum must be in [0, 1), but got {self.momentum!r}")
+        if not real("weight_decay", self.weight_decay) >= 0:
+            raise MixMaskError(f"--weight-decay must be >= 0, but got {self.weight_decay!r}")
+        if not 0 <= real("min_lr", self.min_lr) <= self.base_lr:
+            raise MixMaskError(f"--min-lr must be in [0, the learning rate {self.base_lr:g}] (the cosine decays "
+                               f"from the learning rate down to it), but got {self.min_lr!r}")
+        if not 0 <= real("warmup_epochs", self.warmup_epochs) <= self.epochs:
             raise MixMaskError(f"--warmup-epochs must be in [0, epochs={self.epochs}], but got {self.warmup_epochs}")
-        if self.clip_grad is not None and not self.clip_grad > 0:
+        if self.clip_grad is not None and not real("clip_grad", self.clip_grad) > 0:
             raise MixMaskError(f"--clip-grad must be > 0, but got {self.clip_grad}")
-        if self.folds == 1 or self.folds < 0:
+        positive_int("folds", self.folds, 0)
+        if self.folds == 1:
             raise MixMaskError(f"--folds must be 0 (no folds) or >= 2, but got {self.folds}")
         if self.fold is not None:
             if self.folds == 0:
                 raise MixMaskError(f"--fold {self.fold} needs --folds K >= 2, but got --folds 0")
-            if not 0 <= self.fold < self.folds:
+            if isinstance(self.fold, bool) or not isinstance(self.fold, int) or not 0 <= self.fold < self.folds:
                 raise MixMaskError(f"--fold must be in [0, {self.folds}) for --folds {self.folds}, but got {self.fold}")
-        if self.folds == 0 and not 0 < self.val_fraction < 1:
+        if self.folds == 0 and not 0 < real("val_fraction", self.val_fraction) < 1:
             raise MixMaskError(f"--val-fraction must be in (0, 1), but got {self.val_fraction}")
-        if self.subset is not None and self.subset < 20:
-            raise MixMaskError(f"--subset must be >= 20 samples, but got {self.subset}")
+        if self.subset is not None:
+            positive_int("subset", self.subset, 20)
+        check_device(self.device)
         return self
 
     @property

@@ -1,7 +1,12 @@
 """What a run keeps in its folder: ``config.json``, ``metrics.jsonl``, ``best.pt``, ``last.pt``; resume from them.
 
 Every file is written whole through a temporary file in the same folder and ``os.replace``, so a
-reader (or a resumed run) sees the old content or the new one, never a part.
+reader (or a resumed run) sees the old content or the new one, never a part. After each epoch
+``metrics.jsonl`` and ``best.pt`` are written first and ``last.pt`` last: ``last.pt`` is the commit
+of the epoch. A resumed run takes ``last.pt`` as the truth and rewrites ``metrics.jsonl`` from the
+history it holds, so a kill between the writes loses nothing (the uncommitted epoch is trained
+again, with the same result). Checkpoints are read with ``torch.load(weights_only=True)``: tensors
+and plain containers only, nothing in them is executed.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,11 @@ from mixmask.train.config import TrainConfig
 from mixmask.train.distributed import Context
 from mixmask.train.learner import Learner
 
-__all__ = ["atomic_write", "save_json", "check_resumable", "RunRecords"]
+__all__ = ["atomic_write", "save_json", "load_checkpoint", "runtime", "check_resumable", "RunRecords"]
+
+#: Files a run writes through :func:`atomic_write` (their leftover temporary files are removed on resume).
+RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "report.json")
+_FORMAT = 2
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -40,24 +51,66 @@ def save_json(path: Path, obj: Any) -> None:
 
 
 def _check_identity(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)}
+    keys = sorted(set(saved) | set(current))
+    diff = {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k)}
     if diff:
         shown = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise MixMaskError(f"cannot resume {str(path)!r}: it was made with a different configuration ({shown})")
+
+
+def load_checkpoint(path: Path, keys: tuple[str, ...] = ("epoch", "model")) -> dict[str, Any]:
+    """Read a checkpoint of a run (tensors and plain containers only: ``weights_only=True``).
+
+    Raises:
+        MixMaskError: the file is empty, truncated, not a checkpoint, or lacks one of ``keys``.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        size = path.stat().st_size if path.exists() else 0
+        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise MixMaskError(f"expected a mixmask checkpoint in {str(path)!r}, but it cannot be read ({size} bytes: "
+                           f"{first[:200]}); runs write it whole, so it was damaged or replaced outside a run: "
+                           "delete the folder's checkpoints to start over, or choose another --out") from None
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise MixMaskError(f"expected a mixmask checkpoint in {str(path)!r}, but it has no {missing}")
+    return state
+
+
+def runtime(cfg: TrainConfig) -> dict[str, Any]:
+    """What, beyond the configuration, decides a run's numbers: device type, world size, CPU threads."""
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return {"device_type": torch.device(device).type, "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "threads": torch.get_num_threads()}
+
+
+def _check_runtime(saved: dict[str, Any] | None, current: dict[str, Any], path: Path) -> None:
+    if not saved:
+        return
+    names = ["device_type", "world_size"] + (["threads"] if current["device_type"] == "cpu" else [])
+    diff = [f"{k}: saved {saved.get(k)!r}, now {current[k]!r}" for k in names if saved.get(k) != current[k]]
+    if diff:
+        raise MixMaskError(f"cannot resume {str(path)!r} exactly: it was trained with another {'; '.join(diff)} "
+                           "(results depend on them); resume with the same --device, --threads and number of "
+                           "processes, or train into another --out")
 
 
 def check_resumable(last: Path, cfg: TrainConfig) -> None:
     """Check a resume target before any training starts.
 
     Raises:
-        MixMaskError: ``last`` exists and ``cfg.resume`` is off, or it was made with another configuration.
+        MixMaskError: ``last`` exists and ``cfg.resume`` is off; it cannot be read; it was made with
+            another configuration, device type, world size or (on CPU) thread count.
     """
-    if not last.exists():
+    if not last.exists() and not last.is_symlink():
         return
     if not cfg.resume:
         raise MixMaskError(f"{str(last.parent)!r} already holds a run (last.pt); pass --resume to continue it "
                            "or choose another --out")
-    _check_identity(torch.load(last, map_location="cpu", weights_only=False).get("identity", {}), cfg.identity(), last)
+    state = load_checkpoint(last, ("epoch", "model", "optimizer", "history", "lrs", "best"))
+    _check_identity(state.get("identity", {}), cfg.identity(), last)
+    _check_runtime(state.get("runtime"), runtime(cfg), last)
 
 
 class RunRecords:
@@ -85,51 +138,95 @@ class RunRecords:
     def write_config(self, dataset: dict[str, Any]) -> None:
         """Create the folder and write ``config.json`` (rank 0)."""
         if self.ctx.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_json(self.out / "config.json", {**self.cfg.to_dict(), "dataset": dataset,
-                                                 "world_size": self.ctx.world, "device": str(self.ctx.device)})
+            with self.writing("config.json", self.start_epoch):
+                self.out.mkdir(parents=True, exist_ok=True)
+                save_json(self.out / "config.json", {**self.cfg.to_dict(), "dataset": dataset,
+                                                     "world_size": self.ctx.world, "device": str(self.ctx.device)})
 
     def _state(self, epoch: int, learner: Learner) -> dict[str, Any]:
-        return {"format": 1, "identity": self.cfg.identity(), "epoch": epoch, **learner.state(),
-                "history": self.history, "lrs": self.lrs, "best": self.best}
+        return {"format": _FORMAT, "identity": self.cfg.identity(), "runtime": runtime(self.cfg), "epoch": epoch,
+                **learner.state(), "history": self.history, "lrs": self.lrs, "best": self.best}
+
+    @contextmanager
+    def writing(self, what: str, committed: int) -> Iterator[None]:
+        """Turn a failed write (full disk, lost folder) into one error saying what the folder still holds.
+
+        Args:
+            what: the file(s) being written, for the message.
+            committed: the epochs ``last.pt`` holds.
+        """
+        try:
+            yield
+        except OSError as err:
+            from mixmask.resources import describe_os_error
+
+            kept = f"epoch {committed} complete (last.pt)" if committed else "no finished epoch"
+            raise MixMaskError(f"could not write {what} in {str(self.out)!r}: {describe_os_error(err)}; the folder "
+                               f"still holds {kept}: make room and run the same command with --resume") from None
+
+    def _clean(self) -> None:
+        """Remove temporary files left by a run killed while writing."""
+        for name in RUN_FILES:
+            for tmp in self.out.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def load(self, learner: Learner) -> None:
-        """Restore the last checkpoint of ``out`` when resuming; refuse to overwrite a run otherwise.
+        """Restore the last checkpoint of ``out`` when resuming, and repair ``metrics.jsonl`` from it.
 
         Raises:
-            MixMaskError: a run exists and ``resume`` is off, or its configuration differs.
+            MixMaskError: a run exists and ``resume`` is off, or it cannot be resumed exactly
+                (see :func:`check_resumable`).
         """
         last = self.out / "last.pt"
+        check_resumable(last, self.cfg)
         if not last.exists():
             return
-        if not self.cfg.resume:
-            raise MixMaskError(f"{str(self.out)!r} already holds a run (last.pt); pass --resume to continue it "
-                               "or choose another --out")
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        _check_identity(state.get("identity", {}), self.cfg.identity(), last)
+        state = load_checkpoint(last)
         learner.load(state)
         self.history, self.lrs, self.best = state["history"], state["lrs"], state["best"]
         self.start_epoch = int(state["epoch"])
+        if self.ctx.main:
+            self._clean()
+            with self.writing("metrics.jsonl", self.start_epoch):
+                self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        atomic_write(self.out / "metrics.jsonl",
+                     lambda p: p.write_text("".join(json.dumps(h) + "\n" for h in self.history)))
 
     def end_epoch(self, row: dict[str, Any], lrs: list[float], score_key: str, learner: Learner) -> None:
-        """Record a finished epoch: history, best, then ``best.pt``, ``last.pt`` and ``metrics.jsonl`` (rank 0)."""
+        """Record a finished epoch: ``metrics.jsonl``, ``best.pt`` (a new best), then ``last.pt`` (rank 0).
+
+        Raises:
+            MixMaskError: a write failed (the folder keeps the previous epoch's records).
+        """
         self.history.append(row)
         self.lrs += lrs
         epoch = row["epoch"]
-        if row[score_key] > self.best["score"]:
+        new_best = row[score_key] > self.best["score"]
+        if new_best:
             self.best = {"epoch": epoch, "score": row[score_key], "metric": score_key}
-            if self.ctx.main:
-                state = {"identity": self.cfg.identity(), "epoch": epoch, "model": learner.model.state_dict(),
-                         "metrics": row}
+        if not self.ctx.main:
+            return
+        with self.writing(f"the records of epoch {epoch}", epoch - 1):
+            self._write_metrics()
+            if new_best:
+                state = {"format": _FORMAT, "identity": self.cfg.identity(), "epoch": epoch,
+                         "model": learner.model.state_dict(), "metrics": row}
                 atomic_write(self.out / "best.pt", lambda p: torch.save(state, p))
-        if self.ctx.main:
             atomic_write(self.out / "last.pt", lambda p: torch.save(self._state(epoch, learner), p))
-            atomic_write(self.out / "metrics.jsonl",
-                         lambda p: p.write_text("".join(json.dumps(h) + "\n" for h in self.history)))
 
     def best_model(self) -> dict[str, Any] | None:
-        """The model state dict of ``best.pt`` when the best epoch is not the last one, else None."""
+        """The model state dict of ``best.pt`` when the best epoch is not the last one, else None.
+
+        Raises:
+            MixMaskError: ``best.pt`` cannot be read or holds another epoch than the recorded best.
+        """
         path = self.out / "best.pt"
         if self.best["epoch"] == len(self.history) or not path.exists():
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)["model"]
+        state = load_checkpoint(path)
+        if state["epoch"] != self.best["epoch"]:
+            raise MixMaskError(f"expected epoch {self.best['epoch']} in {str(path)!r} (the best recorded in "
+                               f"last.pt), but it holds epoch {state['epoch']}")
+        return state["model"]

@@ -14,6 +14,7 @@ the uninterrupted run exactly on the same device and thread count.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from mixmask.errors import MixMaskError
+from mixmask.resources import check_memory, check_writable, format_bytes
 from mixmask.train import reports
 from mixmask.train.config import TrainConfig, load_data
 from mixmask.train.distributed import Context, barrier, setup
@@ -79,9 +81,9 @@ class Run:
     def run(self) -> dict[str, Any]:
         """Train the remaining epochs (checkpointing each), then :meth:`finish`."""
         cfg, ctx = self.cfg, self.ctx
+        self.records.load(self.learner)
         self.records.write_config(self.data.describe())
         barrier(ctx)
-        self.records.load(self.learner)
         started = time.perf_counter()
         with reports.progress_bar(cfg.progress and ctx.main) as progress:
             for epoch in range(self.records.start_epoch, cfg.epochs):
@@ -119,16 +121,67 @@ class Run:
         if loop.segmentation:
             summary["test_miou_at_best_val"] = at_best["miou"]
         if self.ctx.main:
-            reports.write_reports(self, last, summary)
-            save_json(self.out / "summary.json", summary)
+            with self.records.writing("the reports and summary.json", len(self.records.history)):
+                reports.write_reports(self, last, summary)
+                save_json(self.out / "summary.json", summary)
         barrier(self.ctx)
         return summary
+
+
+def _check_mix_layout(mix, spec: str) -> None:
+    """The loop feeds channels-first batches ``(B, C, *S)``: refuse ``channels_last=True`` anywhere in the SPEC."""
+    members = [mix, *getattr(mix, "transforms", [])] if mix is not None else []
+    if any(getattr(m, "channels_last", False) for m in members):
+        raise MixMaskError(f"--mix {spec!r}: the training loop feeds channels-first batches (B, C, *S), so "
+                           "channels_last=True would mix along the wrong axis; drop channels_last")
+
+
+def _check_mix_on(cfg: TrainConfig, data) -> None:
+    """Mix two training samples as the loop will, so that a SPEC that does not fit the data fails now."""
+    mix = parse_mix(cfg.mix, num_classes=data.num_classes, seed=cfg.seed,
+                    ignore_index=data.ignore_index if data.task == "segmentation" else None)
+    if mix is None or len(data.train) < 2:
+        return
+    items = [data.train[i] for i in range(2)]
+    x = torch.stack([torch.as_tensor(item[0]) for item in items]).float()
+    y = torch.stack([torch.as_tensor(item[1]) for item in items]).long()
+    try:
+        mix(x, masks=y) if data.task == "segmentation" else mix(x, y)
+    except (MixMaskError, RuntimeError, TypeError) as err:
+        raise MixMaskError(f"--mix {cfg.mix!r} cannot mix {data.task} batches of shape {tuple(x.shape)} from "
+                           f"--data {cfg.data}: {err}") from None
+
+
+def _check_class_memory(cfg: TrainConfig, data) -> None:
+    """Refuse a class count whose per-class maps and confusion matrix cannot fit (e.g. a 16-bit id 60000).
+
+    Counted (a lower bound): about 6 float32 ``(B, K, *S)`` maps per training step (logits, their
+    log-softmax, gradients, soft targets), 3 per evaluation batch, and 4 int64/float64 ``(K, K)``
+    confusion matrices.
+    """
+    k = data.num_classes
+    pixels = math.prod(data.input_shape[1:]) if data.task == "segmentation" else 1
+    maps = max(6 * cfg.batch_size, 3 * max(256, cfg.batch_size)) * k * pixels * 4
+    matrices = 4 * k * k * 8
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    what = (f"--data {cfg.data} with {k} classes (ids 0 to {k - 1}; per-class maps {format_bytes(maps)}, "
+            f"confusion matrices {format_bytes(matrices)})")
+    hint = ("check the largest id of the masks (unlabelled pixels must be 255) or use a smaller --batch-size"
+            if data.task == "segmentation" else "use a smaller --batch-size")
+    if device == "cpu":
+        check_memory(maps + matrices, what, hint)
+    else:
+        check_memory(maps, what, hint, device)
+        check_memory(matrices, what, hint)
 
 
 def _splits(cfg: TrainConfig, data) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, val) index pairs into the training pool: K stratified folds, or one validation split."""
     n = len(data.train)
     targets = data.train_targets.numpy() if data.train_targets is not None else None
+    if cfg.folds > n:
+        raise MixMaskError(f"--folds {cfg.folds} needs at least {cfg.folds} training samples, but --data {cfg.data} "
+                           f"has {n}")
     if cfg.folds:
         from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -140,7 +193,8 @@ def _splits(cfg: TrainConfig, data) -> list[tuple[np.ndarray, np.ndarray]]:
                                    f"smallest class has {int(counts[counts > 0].min())}")
             splitter = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
             return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), targets)]
-        return [(np.sort(a), np.sort(b)) for a, b in KFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(np.zeros(n))]
+        splitter = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+        return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]
     if targets is not None:
         from mixmask.data.classification import stratified_split
 
@@ -166,13 +220,15 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
             all before any training starts.
     """
     cfg = replace(cfg).validate()
-    parse_mix(cfg.mix)
+    out = check_writable(cfg.out, "--out", folder=True)
+    _check_mix_layout(parse_mix(cfg.mix), cfg.mix)
     data = load_data(cfg.data, cfg.subset)
     if cfg.model is None:
         cfg.model = "unet" if data.task == "segmentation" else "cnn"
     with torch.random.fork_rng(devices=[]):
         build_model(cfg.model, data.input_shape, data.num_classes, data.task)
-    out = Path(cfg.out)
+    _check_class_memory(cfg, data)
+    _check_mix_on(cfg, data)
     splits = _splits(cfg, data)
     if cfg.folds == 0:
         check_resumable(out / "last.pt", cfg)
