@@ -17,7 +17,8 @@ def test_pictures_leave_the_backend_and_pyplot_alone(tmp_path):
         from mixmask.viz.training import plot_compare, plot_confusion, plot_curves, plot_lr, plot_segmentation
         from mixmask.bench.report import write_plot
         out = {str(tmp_path)!r}
-        history = [{{"epoch": 1, "train_loss": 1.0, "test_acc": 0.5}}, {{"epoch": 2, "train_loss": 0.5, "test_acc": 0.7}}]
+        history = [{{"epoch": 1, "train_loss": 1.0, "test_acc": 0.5}},
+                   {{"epoch": 2, "train_loss": 0.5, "test_acc": 0.7}}]
         plot_curves(history, out + "/c.png")
         plot_lr([0.1, 0.05], 1, out + "/lr.png")
         plot_confusion(torch.eye(3, dtype=torch.long), ["a", "b", "c"], out + "/cm.png")
