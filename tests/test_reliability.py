@@ -333,7 +333,7 @@ def _same_run(a: Path, b: Path) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert json.loads((a / "summary.json").read_text())["test_acc"] == json.loads((b / "summary.json").read_text())[
         "test_acc"]
-    assert not list(b.glob(".*.tmp"))
+    assert not list(b.glob(".tmp.*"))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
@@ -365,7 +365,7 @@ def test_a_full_disk_is_one_error_and_the_run_resumes(tmp_path, capsys, straight
 
     def full_disk(obj, path, *args, **kwargs):
         calls.append(Path(path).name)
-        if Path(path).name.startswith(".last.pt") and obj["epoch"] == 2:
+        if Path(path).name.endswith(".last.pt") and obj["epoch"] == 2:
             Path(path).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return saved(obj, path, *args, **kwargs)
@@ -376,7 +376,7 @@ def test_a_full_disk_is_one_error_and_the_run_resumes(tmp_path, capsys, straight
     message = _error(capsys, argv)
     assert "No space left on device" in message and "epoch 1 complete (last.pt)" in message
     assert "--resume" in message
-    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1 and not list(out.glob(".*.tmp"))
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1 and not list(out.glob(".tmp.*"))
     assert [r["epoch"] for r in _rows(out)] == [1, 2]  # written before the commit: the finished epoch is kept
     monkeypatch.setattr(records_module.torch, "save", saved)
     assert main(argv + ["--resume"]) == 0
@@ -410,7 +410,7 @@ def test_a_run_killed_at_a_write_loses_nothing_and_resumes_exactly(tmp_path, str
     script = _KILL.format(threads=torch.get_num_threads(), target=target, count=count, tiny=TINY)
     done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr[-2000:]
-    assert list(out.glob(f".{target}.*.tmp"))  # the write the kill interrupted
+    assert list(out.glob(f".tmp.*.{target}"))  # the write the kill interrupted
     assert [r["epoch"] for r in _rows(out)] == [1, 2]  # no finished epoch's row lost
     train(TrainConfig(out=str(out), resume=True, **TINY))
     _same_run(straight, out)

@@ -134,7 +134,7 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:
-    from mixmask.train.records import save_json
+    from mixmask.train.records import atomic_write, save_json
     from mixmask.viz.training import plot_compare
 
     methods = result["methods"]
@@ -159,8 +159,8 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     lines += ["", f"{label[0].upper() + label[1:]} of the last epoch on the held-out test split (clean data); std is "
               "the sample standard deviation over seeds; the gain's ± is the standard error of the difference of "
               "means.", ""]
-    (out / "compare.md").write_text("\n".join(lines))
+    atomic_write(out / "compare.md", lambda p: p.write_text("\n".join(lines)))
     save_json(out / "compare.json", result)
-    plot_compare({s: m["curves"]["score"] for s, m in methods.items()},
-                 {s: m["score"] for s, m in methods.items()}, out / "compare.png", label,
-                 header.split(", training")[0].replace("`", ""))
+    atomic_write(out / "compare.png", lambda p: plot_compare(
+        {s: m["curves"]["score"] for s, m in methods.items()}, {s: m["score"] for s, m in methods.items()}, p, label,
+        header.split(", training")[0].replace("`", "")))

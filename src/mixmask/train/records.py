@@ -30,13 +30,14 @@ from mixmask.train.learner import Learner
 __all__ = ["atomic_write", "save_json", "load_checkpoint", "runtime", "check_resumable", "RunRecords"]
 
 #: Files a run writes through :func:`atomic_write` (their leftover temporary files are removed on resume).
-RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "report.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "report.json", "report.txt",
+             "curves.png", "lr.png", "confusion_matrix.png", "predictions.png")
 _FORMAT = 2
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write through a temporary file in the same folder (``.tmp.<pid>.<name>``: same suffix), then rename it."""
+    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -91,26 +92,27 @@ def _check_runtime(saved: dict[str, Any] | None, current: dict[str, Any], path: 
     names = ["device_type", "world_size"] + (["threads"] if current["device_type"] == "cpu" else [])
     diff = [f"{k}: saved {saved.get(k)!r}, now {current[k]!r}" for k in names if saved.get(k) != current[k]]
     if diff:
-        raise MixMaskError(f"cannot resume {str(path)!r} exactly: it was trained with another {'; '.join(diff)} "
-                           "(results depend on them); resume with the same --device, --threads and number of "
+        raise MixMaskError(f"cannot resume {str(path)!r} exactly: it was trained on other settings ({'; '.join(diff)}) "
+                           "and the results depend on them; resume with the same --device, --threads and number of "
                            "processes, or train into another --out")
 
 
-def check_resumable(last: Path, cfg: TrainConfig) -> None:
-    """Check a resume target before any training starts.
+def check_resumable(last: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """Check a resume target before any training starts; return its state (None when there is none).
 
     Raises:
         MixMaskError: ``last`` exists and ``cfg.resume`` is off; it cannot be read; it was made with
             another configuration, device type, world size or (on CPU) thread count.
     """
     if not last.exists() and not last.is_symlink():
-        return
+        return None
     if not cfg.resume:
         raise MixMaskError(f"{str(last.parent)!r} already holds a run (last.pt); pass --resume to continue it "
                            "or choose another --out")
     state = load_checkpoint(last, ("epoch", "model", "optimizer", "history", "lrs", "best"))
     _check_identity(state.get("identity", {}), cfg.identity(), last)
     _check_runtime(state.get("runtime"), runtime(cfg), last)
+    return state
 
 
 class RunRecords:
@@ -167,7 +169,7 @@ class RunRecords:
     def _clean(self) -> None:
         """Remove temporary files left by a run killed while writing."""
         for name in RUN_FILES:
-            for tmp in self.out.glob(f".{name}.*.tmp"):
+            for tmp in self.out.glob(f".tmp.*.{name}"):
                 tmp.unlink(missing_ok=True)
 
     def load(self, learner: Learner) -> None:
@@ -177,11 +179,9 @@ class RunRecords:
             MixMaskError: a run exists and ``resume`` is off, or it cannot be resumed exactly
                 (see :func:`check_resumable`).
         """
-        last = self.out / "last.pt"
-        check_resumable(last, self.cfg)
-        if not last.exists():
+        state = check_resumable(self.out / "last.pt", self.cfg)
+        if state is None:
             return
-        state = load_checkpoint(last)
         learner.load(state)
         self.history, self.lrs, self.best = state["history"], state["lrs"], state["best"]
         self.start_epoch = int(state["epoch"])

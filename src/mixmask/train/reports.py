@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mixmask.train.records import save_json
+from mixmask.train.records import atomic_write, save_json
 
 __all__ = ["progress_bar", "print_row", "summary", "write_reports"]
 
@@ -76,23 +76,25 @@ def summary(run, last: dict[str, Any], wall: float) -> dict[str, Any]:
 def write_reports(run, last: dict[str, Any], summary: dict[str, Any]) -> None:
     """Per-class report, confusion matrix, curves, learning rate and (segmentation) prediction PNGs.
 
-    Adds ``per_class`` to ``summary``.
+    Each file is written whole (:func:`~mixmask.train.records.atomic_write`); adds ``per_class`` to
+    ``summary``.
     """
     from mixmask.viz.training import plot_confusion, plot_curves, plot_lr
 
     cfg, data, out = run.cfg, run.data, run.out
     title = f"{cfg.data} · {cfg.model} · mix {cfg.mix} · seed {cfg.seed}"
-    plot_curves(run.records.history, out / "curves.png", title)
-    plot_lr(run.records.lrs, run.loaders.steps_per_epoch, out / "lr.png",
-            f"{cfg.optimizer}: {cfg.warmup} warm-up {cfg.warmup_epochs:g} epoch(s), then cosine")
-    plot_confusion(last["cm"], data.classes, out / "confusion_matrix.png", f"test, last epoch · {title}")
+    atomic_write(out / "curves.png", lambda p: plot_curves(run.records.history, p, title))
+    atomic_write(out / "lr.png", lambda p: plot_lr(run.records.lrs, run.loaders.steps_per_epoch, p, f"{cfg.optimizer}: "
+                                                   f"{cfg.warmup} warm-up {cfg.warmup_epochs:g} epoch(s), then cosine"))
+    atomic_write(out / "confusion_matrix.png",
+                 lambda p: plot_confusion(last["cm"], data.classes, p, f"test, last epoch · {title}"))
     if data.task == "segmentation":
-        _segmentation_png(run, out / "predictions.png", title)
+        atomic_write(out / "predictions.png", lambda p: _segmentation_png(run, p, title))
         report = {"pixel_accuracy": last["acc"], "mean_iou": last["miou"],
                   "iou": dict(zip(data.classes, last["iou"]))}
-        (out / "report.txt").write_text("\n".join([f"pixel accuracy {last['acc']:.4f}", f"mean IoU {last['miou']:.4f}"]
-                                                  + [f"IoU {c}: {'n/a' if v is None else f'{v:.4f}'}"
-                                                     for c, v in zip(data.classes, last["iou"])]) + "\n")
+        lines = [f"pixel accuracy {last['acc']:.4f}", f"mean IoU {last['miou']:.4f}"]
+        lines += [f"IoU {c}: {'n/a' if v is None else f'{v:.4f}'}" for c, v in zip(data.classes, last["iou"])]
+        text = "\n".join(lines) + "\n"
     else:
         from sklearn.metrics import classification_report
 
@@ -102,7 +104,7 @@ def write_reports(run, last: dict[str, Any], summary: dict[str, Any]) -> None:
         text = classification_report(truth, pred, labels=labels, target_names=data.classes, digits=4, zero_division=0)
         report = classification_report(truth, pred, labels=labels, target_names=data.classes, output_dict=True,
                                        zero_division=0)
-        (out / "report.txt").write_text(text)
+    atomic_write(out / "report.txt", lambda p: p.write_text(text))
     summary["per_class"] = report
     save_json(out / "report.json", report)
 
