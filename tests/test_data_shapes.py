@@ -72,7 +72,7 @@ def test_write_refuses_to_overwrite_unless_asked(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(MixMaskError, match="holds 1 entries .*'notes.txt'.*--overwrite"):
+    with pytest.raises(MixMaskError, match="holds 1 entry .*'notes.txt'.*--overwrite"):
         write_shapes(other, count=2, size=16)  # a non-empty folder, even without clashing names
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     other.joinpath("notes.txt").unlink()

@@ -183,9 +183,10 @@ def write_shapes(out: str | Path, count: int = 100, size: int = 128, seed: int =
     if present and not overwrite:
         existing = [str(p) for pair in paths for p in pair if p.exists()]
         clash = f", {len(existing)} of them with the names to write" if existing else ""
-        raise MixMaskError(f"expected an empty or new folder, but {str(out)!r} holds {len(present)} entries"
-                           f"{clash} (e.g. {present[0]!r}); pass overwrite=True (--overwrite) to write into it "
-                           "anyway, or choose another folder")
+        entries = f"{len(present)} {'entry' if len(present) == 1 else 'entries'}"
+        raise MixMaskError(f"expected an empty or new folder, but {str(out)!r} holds {entries}{clash} (e.g. "
+                           f"{present[0]!r}); pass overwrite=True (--overwrite) to write into it anyway, or choose "
+                           "another folder")
     for folder in {p.parent for pair in paths[:1] for p in pair}:
         folder.mkdir(parents=True, exist_ok=True)
     palette = [c for color in SHAPE_COLORS for c in color]

@@ -69,9 +69,14 @@ def load_checkpoint(path: Path, keys: tuple[str, ...] = ("epoch", "model")) -> d
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         size = path.stat().st_size if path.exists() else 0
-        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        named = [line for line in lines if "GLOBAL" in line]  # weights_only refusing a pickled call
+        if named:
+            reason = f"it holds more than tensors and plain containers, refused unrun: {named[0]}"
+        else:
+            reason = lines[0][:200] if lines else err.__class__.__name__
         raise MixMaskError(f"expected a mixmask checkpoint in {str(path)!r}, but it cannot be read ({size} bytes: "
-                           f"{first[:200]}); runs write it whole, so it was damaged or replaced outside a run: "
+                           f"{reason}); runs write it whole, so it was damaged or replaced outside a run: "
                            "delete the folder's checkpoints to start over, or choose another --out") from None
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
