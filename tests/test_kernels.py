@@ -230,3 +230,41 @@ def test_fresh_buffers_are_plain_tensors(shape, dtype):
     assert out.shape == shape and out.dtype == dtype and out.is_contiguous() and out.device.type == "cpu"
     out.fill_(3)
     assert bool((out == 3).all())
+
+
+@pytest.mark.parametrize("build", [lambda: CutMix(seed=0), lambda: CutMix(num_boxes=3, seed=1),
+                                   lambda: CutMix(per_sample=False, seed=2), lambda: CutMix(p=0.5, seed=3),
+                                   lambda: RandomChoice([CutMix(), CutMix(num_boxes=2)], seed=4)])
+@pytest.mark.parametrize("shape", [(8192,), (128, 160), (16, 32, 40)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_pasting_boxes_gives_the_bytes_of_the_blend(build, shape, dtype, monkeypatch):
+    import mixmask.functional.kernels as kernels
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 3, *shape, generator=g) * 255).to(dtype)
+    seg = torch.randint(0, 5, (6, *shape), generator=g)
+    transform = build()
+    pasted = transform(x, masks=seg)
+    assert pasted.params.boxes is not None and x[0].numel() >= kernels.BOX_PASTE_MIN
+    inplace = x.clone()
+    transform.apply(pasted.params, inplace, masks=seg, inplace=True)
+    monkeypatch.setattr(kernels, "BOX_PASTE_MIN", 1 << 40)  # the full blend
+    blended = transform(x, masks=seg, params=pasted.params)
+    assert torch.equal(pasted.inputs, blended.inputs) and torch.equal(inplace, blended.inputs)
+    assert torch.equal(pasted.masks, blended.masks)
+    torch.testing.assert_close(blended.inputs.double(), naive_mix_inputs(x, pasted.params).double(), rtol=0, atol=0)
+
+
+def test_pasting_boxes_channels_last_and_user_boxes_are_checked():
+    x = torch.rand(4, 64, 80, 3)
+    transform = CutMix(channels_last=True, seed=5)
+    out = transform(x)
+    first = CutMix(channels_last=False, seed=5)(x.movedim(-1, 1).contiguous(), params=out.params)
+    assert torch.equal(out.inputs, first.inputs.movedim(1, -1))
+    params = out.params
+    wrong = params.boxes.clone()
+    wrong[:, :, 1] += 1
+    with pytest.raises(MixMaskError, match="boxes must describe the mask"):
+        MixParams(params.index, params.lam, params.mask, params.method, boxes=wrong)
+    again = MixParams(params.index, params.lam, params.mask, params.method, boxes=params.boxes)
+    assert again == params

@@ -24,6 +24,9 @@ __all__ = ["mix_inputs", "mix_class_targets", "mix_dense_targets", "pair_class_t
 
 #: Largest gap allowed between 1 and the sum of a soft single-label target row.
 ROW_SUM_TOLERANCE = 1e-3
+#: Elements per sample from which a CPU draw of boxes is pasted box by box (one slice copy per box)
+#: instead of blending the whole batch: below it, the Python work per box costs more than a full pass.
+BOX_PASTE_MIN = 1 << 14
 
 
 def _check_params(params: MixParams, batch_size: int, spatial_shape: tuple[int, ...], what: str) -> None:
@@ -244,6 +247,8 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
         return inputs if inplace else inputs.clone()
     params = params.to(inputs.device)
     grad = _grad(inputs)
+    if _pastes_boxes(inputs, params) and not grad:
+        return _paste_boxes(inputs, params, channels_last, inplace)
     mask = _compact(params.mask)
     mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
     own_out = inputs if inplace else None
@@ -267,6 +272,34 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
     if grad:
         return _blend(inputs, partner, mask, None)
     return _blend(inputs, partner, mask, own_out if own_out is not None else partner)
+
+
+def _pastes_boxes(tensor: Tensor, params: MixParams) -> bool:
+    """Whether to paste the draw's boxes one slice each (CPU, box masks, samples large enough)."""
+    return (params.boxes is not None and not params.warps and tensor.device.type == "cpu"
+            and tensor[0].numel() >= BOX_PASTE_MIN)
+
+
+def _paste_boxes(inputs: Tensor, params: MixParams, channels_last: bool, inplace: bool) -> Tensor:
+    """Copy each sample's boxes from its partner: only box pixels are written (besides the copy of the batch
+    when not in place). Bit for bit what blending with the 0/1 mask gives."""
+    lows, highs = params.boxes[:, :, 0].tolist(), params.boxes[:, :, 1].tolist()
+    pastes = []
+    for i, j in enumerate(params.index.tolist()):
+        for low, high in zip(lows[i], highs[i]):
+            if all(h > lo for lo, h in zip(low, high)):
+                box = tuple(slice(lo, h) for lo, h in zip(low, high))
+                pastes.append(((i, *box, ...) if channels_last else (i, ..., *box), (j, *box, ...) if channels_last
+                               else (j, ..., *box)))
+    if inplace:  # the partners' boxes are read before any is written
+        sources = [inputs[source].clone() for _, source in pastes]
+        out = inputs
+    else:
+        out = empty(inputs.shape, inputs.dtype, inputs.device).copy_(inputs)
+        sources = [inputs[source] for _, source in pastes]
+    for (target, _), source in zip(pastes, sources):
+        out[target] = source
+    return out
 
 
 def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) -> Tensor:
@@ -400,6 +433,9 @@ def _mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int |
     params = params.to(ids.device)
     erase = params.erase.view(-1, *[1] * (ids.ndim - 1))
     mask = _compact(params.mask)
+    if params.binary and _pastes_boxes(ids, params):
+        mixed = _paste_boxes(ids.unsqueeze(1), params, False, False)[:, 0]
+        return mixed.unsqueeze(1) if had_channel else mixed
     if params.binary:
         partner = _warped_ids(ids, params)
         if params.any_erase:  # GridMask hides pixels but keeps the object: own ids, or ignore_index

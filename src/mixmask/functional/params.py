@@ -67,11 +67,14 @@ class MixParams:
         label_lam: ``(B,)`` float32 weight of each sample's own label; by default ``lam``, and 1 for
             the fill methods (GridMask keeps labels) and reformulated draws (own labels only).
         warps: partner warps, each for some rows of the batch.
+        boxes: ``(B, nb, 2, D)`` int64 CPU corners ``(low, high)`` when every mask is exactly 0 inside
+            its sample's boxes and 1 elsewhere (CutMix; empty boxes for unmixed rows), else None.
 
     Raises:
         MixMaskError: (when built by a user) a field of the wrong type, shape, device or value: lam,
             label_lam or a soft mask outside [0, 1] or NaN, lam farther than 1e-4 from the mask's
-            mean, partners outside [0, B), unknown method ids, a non-finite fill.
+            mean, partners outside [0, B), unknown method ids, a non-finite fill, boxes that are not the
+            mask's.
     """
 
     index: Tensor
@@ -81,6 +84,7 @@ class MixParams:
     fill: float = 0.0
     label_lam: Tensor | None = None
     warps: tuple[PartnerWarp, ...] = ()
+    boxes: Tensor | None = None
 
     def __post_init__(self) -> None:
         """Check a draw built by a user (the library's own draws are built by :meth:`_trusted`)."""
@@ -134,17 +138,33 @@ class MixParams:
         object.__setattr__(self, "fill", float(self.fill))
         if not isinstance(self.warps, tuple):
             raise MixMaskError(f"MixParams.warps must be a tuple of partner warps, but got {self.warps!r}")
+        if self.boxes is not None:
+            self._check_boxes()
+
+    def _check_boxes(self) -> None:
+        from mixmask.functional.masks import box_masks
+
+        boxes, dims = self.boxes, len(self.spatial_shape)
+        if not isinstance(boxes, Tensor) or boxes.dtype != torch.long or boxes.device.type != "cpu" \
+                or boxes.ndim != 4 or boxes.shape[0] != self.batch_size or boxes.shape[2:] != (2, dims):
+            got = f"{boxes.dtype} of shape {tuple(boxes.shape)}" if isinstance(boxes, Tensor) else repr(boxes)
+            raise MixMaskError(f"MixParams.boxes must be a CPU int64 ({self.batch_size}, nb, 2, {dims}) tensor, but "
+                               f"got {got}")
+        if not torch.equal(box_masks(boxes[:, :, 0], boxes[:, :, 1], self.spatial_shape, "cpu")[0],
+                           _values(self.mask).bool()) or not bool(((self.mask == 0) | (self.mask == 1)).all()):
+            raise MixMaskError("MixParams.boxes must describe the mask: 0 inside the boxes, 1 elsewhere")
 
     @classmethod
     def _trusted(cls, index: Tensor, lam: Tensor, mask: Tensor, method: Tensor, fill: float = 0.0,
-                 label_lam: Tensor | None = None, warps: tuple[PartnerWarp, ...] = ()) -> MixParams:
+                 label_lam: Tensor | None = None, warps: tuple[PartnerWarp, ...] = (),
+                 boxes: Tensor | None = None) -> MixParams:
         """A draw built by the library itself, whose tensors hold by construction what
         :meth:`__post_init__` checks: built without the checks (they read values back to the host)."""
         params = object.__new__(cls)
         if label_lam is None:
             label_lam = _default_label_lam(lam, method)
         for name, value in (("index", index), ("lam", lam), ("mask", mask), ("method", method), ("fill", fill),
-                            ("label_lam", label_lam), ("warps", warps)):
+                            ("label_lam", label_lam), ("warps", warps), ("boxes", boxes)):
             object.__setattr__(params, name, value)
         return params
 
@@ -194,13 +214,15 @@ class MixParams:
             return self
         return MixParams._trusted(to_device(self.index, device), to_device(self.lam, device),
                                   to_device(self.mask, device), self.method, self.fill,
-                                  to_device(self.label_lam, device), tuple(w.to(device) for w in self.warps))
+                                  to_device(self.label_lam, device), tuple(w.to(device) for w in self.warps),
+                                  self.boxes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MixParams):
             return NotImplemented
         tensors = ("index", "lam", "mask", "method", "label_lam")
-        return (self.fill == other.fill and self.warps == other.warps
+        boxes = (self.boxes is None) == (other.boxes is None) and (self.boxes is None or _same(self.boxes, other.boxes))
+        return (self.fill == other.fill and self.warps == other.warps and boxes
                 and all(_same(getattr(self, n), getattr(other, n)) for n in tensors))
 
     __hash__ = None  # type: ignore[assignment]

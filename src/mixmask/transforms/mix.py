@@ -312,7 +312,20 @@ class MixPolicy:
                                    "per_sample=False")
             parts.append((rows, draw))
         mask, lam, label_lam, warps = self._assemble(parts, b, spatial, device)
-        return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps)
+        return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps,
+                                  self._boxes(parts, b, len(spatial)))
+
+    def _boxes(self, parts: list[tuple[Tensor, MaskDraw]], b: int, dims: int) -> Tensor | None:
+        """``(B, nb, 2, D)`` boxes of the whole draw when every mixed row's mask is boxes (unmixed rows:
+        none), else None."""
+        if not parts or any(draw.boxes is None for _, draw in parts):
+            return None
+        if not self.per_sample:
+            return parts[0][1].boxes.expand(b, -1, -1, -1)
+        boxes = torch.zeros((b, max(draw.boxes.shape[1] for _, draw in parts), 2, dims), dtype=torch.long)
+        for rows, draw in parts:
+            boxes[rows, :draw.boxes.shape[1]] = draw.boxes
+        return boxes
 
     def _assemble(self, parts: list[tuple[Tensor, MaskDraw]], b: int, spatial: tuple[int, ...],
                   device: torch.device) -> tuple[Tensor, Tensor, Tensor, tuple[PartnerWarp, ...]]:

@@ -76,12 +76,15 @@ class MaskDraw:
             (MixUp: no memory per pixel).
         label_lam: ``(n,)`` weight of each sample's own label, or None for ``lam``.
         warp: a change of the partners of these rows before pasting, or None.
+        boxes: ``(n, nb, 2, D)`` int64 CPU corners (low, high) when each mask is exactly 0 inside these
+            boxes and 1 elsewhere, or None: kernels may then copy only the boxes.
     """
 
     lam: Tensor
     mask: Tensor | None = None
     label_lam: Tensor | None = None
     warp: PartnerWarp | None = None
+    boxes: Tensor | None = None
 
 
 def pixel_weights(weights: Tensor, dtype: torch.dtype) -> Tensor:
@@ -205,7 +208,7 @@ class CutMixSampler(_LamSampler):
         else:
             low, high = M._cutmix_boxes(self.lams(ctx), shape, ctx.generator, self.num_boxes)
         mask, lam = M.box_masks(low, high, shape, ctx.device)
-        return MaskDraw(lam, mask, self._own_labels(lam))
+        return MaskDraw(lam, mask, self._own_labels(lam), boxes=torch.stack([low, high], 2))
 
 
 @dataclass(frozen=True)
