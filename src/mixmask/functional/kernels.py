@@ -117,9 +117,10 @@ def check_class_targets(targets: Tensor, batch_size: int, *, num_classes: int | 
     if targets.ndim == 1 and not targets.dtype.is_floating_point and targets.dtype != torch.bool:
         if num_classes is None:
             raise MixMaskError(f"sparse labels of shape {tuple(targets.shape)} need num_classes, but got None")
-        if check and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
-            raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from "
-                               f"{int(targets.min())} to {int(targets.max())}")
+        if check:
+            low, high = (int(v) for v in torch.aminmax(targets))
+            if low < 0 or high >= num_classes:
+                raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from {low} to {high}")
         return num_classes
     if targets.ndim != 2:
         raise MixMaskError(f"expected labels as (B,) int ids or (B, K) targets, but got shape {tuple(targets.shape)}")
@@ -333,6 +334,19 @@ def _class_targets(targets: Tensor, num_classes: int | None) -> Tensor:
     return targets if targets.dtype.is_floating_point else targets.float()
 
 
+def _mix_class_ids(ids: Tensor, params: MixParams, num_classes: int) -> Tensor:
+    """Sparse ids straight into mixed rows: ``w`` at the own id, ``1 - w`` at the partner's, 1 where both are
+    one id — two scatters into one ``(B, K)`` tensor, the bytes the one-hot blend gives (``torch.lerp`` of 0
+    and 1 is ``w`` and ``fl(1 - w)`` exactly)."""
+    ids = ids.long()
+    partner_ids = ids.index_select(0, params.index.to(ids.device))
+    weight = params.label_lam.to(ids.device, torch.float32)
+    same = ids == partner_ids
+    out = torch.zeros((ids.shape[0], num_classes), device=ids.device)
+    out.scatter_(1, ids[:, None], torch.where(same, 1.0, weight)[:, None])
+    return out.scatter_add_(1, partner_ids[:, None], torch.where(same, 0.0, 1.0 - weight)[:, None])
+
+
 def mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | None = None,
                       label_smoothing: float = 0.0, multi_label: bool = False,
                       validate: bool | None = None) -> Tensor:
@@ -370,6 +384,8 @@ def mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
 def _mix_class_targets(targets: Tensor, params: MixParams, *, num_classes: int | None, label_smoothing: float,
                        multi_label: bool) -> Tensor:
     """:func:`mix_class_targets` for arguments that passed :func:`check_class_targets`."""
+    if targets.ndim == 1 and label_smoothing == 0 and not _grad(targets):
+        return _mix_class_ids(targets, params, num_classes)
     soft = _class_targets(targets, num_classes)
     if label_smoothing > 0:
         soft = soft * (1.0 - label_smoothing) + (label_smoothing / 2 if multi_label else label_smoothing / soft.shape[1])

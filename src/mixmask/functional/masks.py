@@ -88,17 +88,21 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
 
 def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
                   num_boxes: int = 1) -> tuple[Tensor, Tensor]:
-    """:func:`cutmix_boxes` for weights the library drew itself (not checked): ``(B, num_boxes, D)``."""
+    """:func:`cutmix_boxes` for weights the library drew itself (not checked): ``(B, num_boxes, D)``.
+
+    The O(B) arithmetic runs in numpy (same IEEE operations, same results; a torch op on a tiny tensor
+    costs microseconds of dispatch); the random numbers and the power come from torch.
+    """
     shape = check_spatial_shape(spatial_shape)
-    lam = lam.to(dtype=torch.float64, device="cpu")
-    sizes = torch.tensor(shape, dtype=torch.float64)
-    share = ((1.0 - lam) / num_boxes)[:, None, None]
-    sides = torch.round(sizes * share ** (1.0 / len(shape))).long()
-    centres = (torch.rand(lam.shape[0], num_boxes, len(shape), generator=generator, dtype=torch.float64)
-               * sizes).long()
-    low = centres - sides // 2
-    limit = torch.tensor(shape)
-    return low.clamp(min=0).minimum(limit), (low + sides).clamp(min=0).minimum(limit)
+    lam = lam.to(dtype=torch.float64, device="cpu").numpy()
+    sizes = np.array(shape, dtype=np.float64)
+    share = torch.from_numpy(((1.0 - lam) / num_boxes)[:, None, None])
+    sides = np.round(sizes * (share ** (1.0 / len(shape))).numpy()).astype(np.int64)
+    draws = torch.rand(lam.shape[0], num_boxes, len(shape), generator=generator, dtype=torch.float64).numpy()
+    low = (draws * sizes).astype(np.int64) - sides // 2
+    limit = np.array(shape)
+    return (torch.from_numpy(np.minimum(np.maximum(low, 0), limit)),
+            torch.from_numpy(np.minimum(np.maximum(low + sides, 0), limit)))
 
 
 def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tuple[float, float],
@@ -131,25 +135,33 @@ def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tupl
 def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> tuple[Tensor, Tensor]:
     """``(B, *S)`` bool, True outside every box of each sample, and its ``(B,)`` float32 mean.
 
+    Built by broadcasting per-axis tests (``outside_1 | ... | outside_D``, one full-size pass per box);
+    on the CPU in numpy, whose small-array operations cost less to call than torch's.
+
     Args:
-        low, high: ``(B, n, D)`` box corners (``low <= coord < high``).
+        low, high: ``(B, n, D)`` int64 CPU box corners (``low <= coord < high``).
         shape: ``S``.
         device: where the mask is built.
     """
-    dims = len(shape)
-    volumes = (high - low).clamp(min=0).prod(-1)
+    device = torch.device(device)
+    dims, cpu = len(shape), device.type == "cpu"
+    corners = (low.numpy(), high.numpy()) if cpu else (to_device(low, device), to_device(high, device))
     keep = None
-    low, high = to_device(low, device), to_device(high, device)
-    for b in range(low.shape[1]):  # a loop over boxes, not samples: one full-size pass per box
+    for b in range(low.shape[1]):  # a loop over boxes, not samples
         outside = None
         for d, size in enumerate(shape):
-            coord = torch.arange(size, device=device)
-            axis = (coord < low[:, b, d, None]) | (coord >= high[:, b, d, None])
-            axis = axis.view(-1, *[size if k == d else 1 for k in range(dims)])
+            coord = np.arange(size) if cpu else torch.arange(size, device=device)
+            axis = (coord < corners[0][:, b, d, None]) | (coord >= corners[1][:, b, d, None])
+            axis = axis.reshape(-1, *[size if k == d else 1 for k in range(dims)])
             outside = axis if outside is None else outside | axis
         keep = outside if keep is None else keep & outside
-    mask = keep.expand(-1, *shape).contiguous()
+    if cpu:
+        full = (keep.shape[0], *shape)
+        mask = torch.from_numpy(keep if keep.shape == full else np.broadcast_to(keep, full).copy())
+    else:
+        mask = keep.expand(-1, *shape).contiguous()
     if low.shape[1] == 1:  # one box: the kept area is known without reading the mask
+        volumes = (high - low).clamp(min=0).prod(-1)
         return mask, to_device(1.0 - volumes[:, 0].double() / math.prod(shape), device, torch.float32)
     return mask, mask_mean(mask)
 

@@ -8,6 +8,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,7 +21,7 @@ __all__ = ["METHODS", "FILL_METHODS", "MixParams", "PartnerWarp"]
 METHODS: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask")
 #: Methods whose partner is the constant ``fill`` rather than another sample; their labels are kept.
 FILL_METHODS: tuple[str, ...] = ("gridmask",)
-_FILL_IDS = torch.tensor([METHODS.index(m) for m in FILL_METHODS])
+_FILL_IDS = np.array([METHODS.index(m) for m in FILL_METHODS])
 
 #: Largest gap allowed between a user-given ``lam`` and the mean of the mask it comes with.
 LAM_TOLERANCE = 1e-4
@@ -184,28 +185,35 @@ class MixParams:
         return self.mask.dtype == torch.bool
 
     @functools.cached_property
+    def _flags(self) -> tuple[bool, bool, bool, np.ndarray]:
+        """``(mixed, any_erase, all_erase, erase)`` read from the CPU ``method`` (numpy: no dispatch cost)."""
+        ids = self.method.numpy()
+        erase = _is_fill(ids)
+        return bool((ids != 0).any()), bool(erase.any()), bool(erase.all()), erase
+
+    @property
     def _erase_cpu(self) -> Tensor:
-        return torch.isin(self.method, _FILL_IDS)
+        return torch.from_numpy(self._flags[3])
 
     @property
     def erase(self) -> Tensor:
         """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask)."""
         return to_device(self._erase_cpu, self.mask.device)
 
-    @functools.cached_property
+    @property
     def mixed(self) -> bool:
         """Whether some sample is mixed at all (method other than ``"none"``; read on the CPU)."""
-        return bool((self.method != 0).any())
+        return self._flags[0]
 
-    @functools.cached_property
+    @property
     def any_erase(self) -> bool:
         """Whether some sample's partner is ``fill`` (read from the CPU ``method``, no device sync)."""
-        return bool(self._erase_cpu.any())
+        return self._flags[1]
 
-    @functools.cached_property
+    @property
     def all_erase(self) -> bool:
         """Whether every sample's partner is ``fill``."""
-        return bool(self._erase_cpu.all())
+        return self._flags[2]
 
     def to(self, device: torch.device | str) -> MixParams:
         """The same draw with its tensors on ``device`` (``method`` stays on the CPU)."""
@@ -233,16 +241,24 @@ class MixParams:
                 f"methods={names}, binary={self.binary}, device={self.mask.device.type})")
 
 
+def _is_fill(ids: np.ndarray) -> np.ndarray:
+    """Which ids are fill methods (comparisons: ``np.isin`` costs tens of microseconds on a few ids)."""
+    erase = ids == _FILL_IDS[0]
+    for fill in _FILL_IDS[1:]:
+        erase |= ids == fill
+    return erase
+
+
 def _same(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b))
 
 
 def _default_label_lam(lam: Tensor, method: Tensor) -> Tensor:
     """``lam``, with 1 for the samples of the fill methods (read from the CPU ``method``, no sync)."""
-    erase = torch.isin(method, _FILL_IDS)
-    if not bool(erase.any()):
+    erase = _is_fill(method.numpy())
+    if not erase.any():
         return lam
-    return torch.where(to_device(erase, lam.device), torch.ones_like(lam), lam)
+    return torch.where(to_device(torch.from_numpy(erase), lam.device), torch.ones_like(lam), lam)
 
 
 def mask_mean(mask: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,6 +45,11 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
     batch_size = check_batch_size(batch_size)
     alpha = check_positive("alpha", alpha)
     check_generator(generator)
+    return _sample_lam(batch_size, alpha, generator, reformulate)
+
+
+def _sample_lam(batch_size: int, alpha: float, generator: torch.Generator, reformulate: bool = False) -> Tensor:
+    """:func:`sample_lam` for arguments the library checked itself."""
     shape = torch.full((2, batch_size), alpha, dtype=torch.float64)
     if reformulate:
         shape[0] += 1.0
@@ -55,10 +61,10 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
 
 def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:
     """A random permutation with no fixed point: samples in random order, each paired with the next."""
-    order = torch.randperm(batch_size, generator=generator)
-    index = torch.empty_like(order)
-    index[order] = order.roll(-1)
-    return index
+    order = torch.randperm(batch_size, generator=generator).numpy()
+    index = np.empty_like(order)
+    index[order] = np.concatenate((order[1:], order[:1]))  # O(B) bookkeeping in numpy: no dispatch cost
+    return torch.from_numpy(index)
 
 
 def _other_class(labels: Tensor, generator: torch.Generator) -> Tensor:

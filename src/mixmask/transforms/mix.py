@@ -215,9 +215,9 @@ class MixPolicy:
         self.fill = fills.pop() if fills else 0.0
         total = float(sum(weights))
         self._weights = torch.tensor(weights, dtype=torch.float64) / total
-        self._probs = torch.tensor(probs, dtype=torch.float64)
-        self._method_ids = torch.tensor([METHODS.index(s.method) for s in samplers])
-        self._fills = torch.tensor([s.fills for s in samplers])
+        self._probs = np.array(probs, dtype=np.float64)
+        self._method_ids = np.array([METHODS.index(s.method) for s in samplers], dtype=np.int64)
+        self._fills = np.array([s.fills for s in samplers])
         self.soft = any(s.soft for s in samplers)
 
     # -- checks ----------------------------------------------------------------------------------
@@ -289,28 +289,32 @@ class MixPolicy:
         device = data.device
         index = sample_partners(b, gen, self.pairing, _plain(labels) if labels is not None else None)
         draws = b if self.per_sample else 1
+        # the O(B) bookkeeping runs in numpy (a torch op on a tiny tensor costs microseconds of dispatch);
+        # every random number still comes from the generator, in the same order
         if len(self.samplers) > 1:
-            choice = torch.multinomial(self._weights, draws, replacement=True, generator=gen)
+            choice = torch.multinomial(self._weights, draws, replacement=True, generator=gen).numpy()
         else:
-            choice = torch.zeros(draws, dtype=torch.long)
-        applied = torch.rand(draws, generator=gen, dtype=torch.float64) < self._probs[choice]
+            choice = np.zeros(draws, dtype=np.int64)
+        applied = torch.rand(draws, generator=gen, dtype=torch.float64).numpy() < self._probs[choice]
         if b == 1:  # a lone sample has no partner: only the fill methods apply
             applied &= self._fills[choice]
-        method = torch.where(applied, self._method_ids[choice], torch.zeros_like(choice)).expand(b).contiguous()
+        method = torch.from_numpy(np.broadcast_to(np.where(applied, self._method_ids[choice], 0), b).copy())
         view = data.detach().movedim(-1, 1) if batch.channels_last else data.detach()
+        partners = index.numpy()
         parts: list[tuple[Tensor, MaskDraw]] = []
         for k, sampler in enumerate(self.samplers):
-            rows = (applied & (choice == k)).nonzero()[:, 0]
-            if rows.numel() == 0:
+            rows = np.flatnonzero(applied & (choice == k))
+            if rows.size == 0:
                 continue
-            ctx = SamplerContext(rows.numel(), rows, index[rows], spatial, device, data.dtype, gen, view,
+            rows_t = torch.from_numpy(rows)
+            ctx = SamplerContext(rows.size, rows_t, torch.from_numpy(partners[rows]), spatial, device, data.dtype, gen, view,
                                  _plain(labels) if labels is not None else None,
                                  _dense_ids_view(masks, b, spatial), saliency)
             draw = sampler.draw(ctx)
             if not self.per_sample and draw.warp is not None:
                 raise MixMaskError(f"{type(sampler).__name__} changes partners per sample and cannot draw with "
                                    "per_sample=False")
-            parts.append((rows, draw))
+            parts.append((rows_t, draw))
         mask, lam, label_lam, warps = self._assemble(parts, b, spatial, device)
         return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps,
                                   self._boxes(parts, b, len(spatial)))

@@ -25,7 +25,7 @@ from mixmask.functional import masks as M
 from mixmask.functional._checks import (check_bool, check_finite_range, check_int, check_positive,
                                         device_generator, to_device)
 from mixmask.functional.params import PartnerWarp
-from mixmask.functional.sampling import sample_lam
+from mixmask.functional.sampling import _sample_lam
 
 __all__ = ["SamplerContext", "MaskDraw", "MaskSampler", "MixUpSampler", "CutMixSampler", "FMixSampler",
            "GridMaskSampler"]
@@ -146,7 +146,7 @@ class _LamSampler(MaskSampler):
         """``(count,)`` float64 CPU weights."""
         if self.lam is not None:
             return torch.full((ctx.count,), self.lam, dtype=torch.float64)
-        return sample_lam(ctx.count, self.alpha, ctx.generator, reformulate=self.reformulate)
+        return _sample_lam(ctx.count, self.alpha, ctx.generator, self.reformulate)
 
     def _own_labels(self, lam: Tensor) -> Tensor | None:
         return torch.ones_like(lam) if self.reformulate else None
