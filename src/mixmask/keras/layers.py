@@ -39,6 +39,12 @@ def _static_shape(tensor: Any) -> tuple[int | None, ...]:
     return tuple(None if d is None else int(d) for d in tensor.shape)
 
 
+def _jax_tracing(tensor: Any) -> bool:
+    from keras.src.utils.jax_utils import is_in_jax_tracing_scope
+
+    return is_in_jax_tracing_scope(tensor)
+
+
 def _check_num_classes(num_classes: int | None) -> int | None:
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
@@ -153,6 +159,34 @@ class MixLayer(BaseImagePreprocessingLayer):
                            f"but got {shape}")
 
     # -- the draw and its application ----------------------------------------------------------
+    def _jax_eager(self, images: Any) -> bool:
+        """Whether this is an eager call on the JAX backend (not traced, not in a tf.data pipeline)."""
+        return self.backend.name == "jax" and not _jax_tracing(images)
+
+    def _jitted(self, name: str, function: Any, *args: Any) -> Any:
+        """``function(*args)`` compiled with ``jax.jit``, the seed generators' states carried in and out.
+
+        An eager JAX call would otherwise dispatch (and compile, for every new shape) each of the
+        draw's hundred-odd small ops one at a time: tens of seconds on a busy CPU, against one
+        compilation of the whole call. One compiled function per entry point and input structure.
+        """
+        import jax
+
+        variables = self.non_trainable_variables
+        cache = self.__dict__.setdefault("_jax_functions", {})
+        if name not in cache:
+            def pure(state: list[Any], *inner: Any) -> tuple[Any, list[Any]]:
+                with keras.StatelessScope(state_mapping=list(zip(variables, state))) as scope:
+                    out = function(*inner)
+                new = [scope.get_current_value(v) for v in variables]
+                return out, [old if value is None else value for old, value in zip(state, new)]
+
+            cache[name] = jax.jit(pure)
+        out, state = cache[name]([v.value for v in variables], *args)
+        for variable, value in zip(variables, state):
+            variable.assign(value)
+        return out
+
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         """Draw partners and masks for a batch: ``{"index", "mask", "lam", "method"}`` (None when not training).
 
@@ -162,6 +196,11 @@ class MixLayer(BaseImagePreprocessingLayer):
         if not training:
             return None
         images, labels, _ = self._unpack(data)[:3]
+        if seed is None and self._jax_eager(images):
+            return self._jitted("draw", lambda x, y: self._draw(x, y, None), images, labels)
+        return self._draw(images, labels, seed)
+
+    def _draw(self, images: Any, labels: Any, seed: Any) -> dict[str, Any]:
         ops = self.backend
         images = ops.convert_to_tensor(images)
         spatial = self._spatial(images)
@@ -284,6 +323,12 @@ class MixLayer(BaseImagePreprocessingLayer):
     def call(self, data: Any, training: bool = True) -> Any:
         """Mix a batch; ``training=False`` returns it unchanged (in a new dict for dict inputs)."""
         images, labels, maps, kind = self._unpack(data)
+        if training and self._jax_eager(images):  # checks raise while jax traces, before anything runs
+            return self._jitted(f"call-{kind}", lambda x, y, m: self._mix(x, y, m, kind, training=True),
+                                images, labels, maps)
+        return self._mix(images, labels, maps, kind, training)
+
+    def _mix(self, images: Any, labels: Any, maps: Any, kind: str, training: bool) -> Any:
         ops = self.backend
         images = ops.convert_to_tensor(images)
         spatial, batch = self._spatial(images), _static_shape(images)[0]
@@ -296,7 +341,7 @@ class MixLayer(BaseImagePreprocessingLayer):
             if not self.binary and self.num_classes is None:
                 raise MixMaskError("segmentation_masks: a soft mask turns id maps into per-pixel soft targets, "
                                    "which needs num_classes, but got None")
-        transformation = self.get_random_transformation({"images": images, "labels": labels}, training=training)
+        transformation = self._draw(images, labels, None) if training else None
         out_images = self.transform_images(images, transformation, training=training)
         out_labels = None if labels is None else self.transform_labels(labels, transformation, training=training)
         out_maps = None if maps is None else self.transform_segmentation_masks(maps, transformation, training=training)
@@ -341,6 +386,7 @@ class _LamLayer(MixLayer):
         return {**super().get_config(), "alpha": self.alpha, "reformulate": self.reformulate}
 
 
+@keras.saving.register_keras_serializable(package="mixmask")
 class MixUp(_LamLayer):
     """MixUp (Zhang et al., 2018), per sample: ``lam[i] ~ Beta(alpha, alpha)``, ``M[i] = lam[i]``.
 
@@ -365,6 +411,7 @@ class MixUp(_LamLayer):
         return self._ids(ops, batch), ones * ops.numpy.reshape(lam, (-1,) + (1,) * len(spatial)), lam
 
 
+@keras.saving.register_keras_serializable(package="mixmask")
 class CutMix(_LamLayer):
     """CutMix (Yun et al., 2019): a box of the partner pasted into each sample, lam = the area outside it.
 
@@ -379,6 +426,7 @@ class CutMix(_LamLayer):
         return self._ids(ops, batch), mask, lam
 
 
+@keras.saving.register_keras_serializable(package="mixmask")
 class FMix(_LamLayer):
     """FMix (Harris et al., 2020): 1 on the top ``round(lam * |S|)`` values of a low-frequency grey image.
 
@@ -412,6 +460,7 @@ class FMix(_LamLayer):
         return {**super().get_config(), "decay_power": self.decay_power, "max_soft": self.max_soft}
 
 
+@keras.saving.register_keras_serializable(package="mixmask")
 class GridMask(MixLayer):
     """GridMask (Chen et al., 2020): a grid of dropped blocks filled with ``fill``; labels are kept.
 
@@ -458,6 +507,7 @@ class GridMask(MixLayer):
                 "rotate": self.rotate, "fill": self._fill}
 
 
+@keras.saving.register_keras_serializable(package="mixmask")
 class RandomChoice(MixLayer):
     """Pick a method per sample (or one per batch) among ``layers`` and mix the batch once.
 
@@ -469,13 +519,12 @@ class RandomChoice(MixLayer):
         layers: at most one of each of :class:`MixUp`, :class:`CutMix`, :class:`FMix`, :class:`GridMask`.
         weights: relative probability of each layer (None: uniform).
         per_sample: a method per sample (default) or one for the whole batch (as seed 002's pipeline).
-        apply_p: probability that a sample is mixed at all.
-        and the other :class:`MixLayer` arguments.
+        and the :class:`MixLayer` arguments (``p``: probability that a sample is mixed at all).
     """
 
     def __init__(self, layers: Sequence[MixLayer], weights: Sequence[float] | None = None, *,
-                 per_sample: bool = True, apply_p: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(p=apply_p, **kwargs)
+                 per_sample: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         layers = list(layers)
         if not layers or not all(isinstance(m, MixLayer) and not isinstance(m, RandomChoice) for m in layers):
             raise MixMaskError(f"layers: expected a non-empty list of MixUp/CutMix/FMix/GridMask, but got {layers!r}")
@@ -538,9 +587,8 @@ class RandomChoice(MixLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("p")
         config.update({"layers": [keras.saving.serialize_keras_object(m) for m in self.members],
-                       "weights": self.choice_weights, "per_sample": self.per_sample, "apply_p": self.p})
+                       "weights": self.choice_weights, "per_sample": self.per_sample})
         return config
 
     @classmethod
