@@ -16,8 +16,9 @@ BACKEND = keras.backend.backend()
 
 def to_numpy(value):
     """A backend tensor, a tf.Tensor (from tf.data, whatever the backend) or an array as numpy."""
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray) and type(value).__module__.startswith("tensorflow"):
-        return np.asarray(value.numpy())
+    module = type(value).__module__
+    if module.startswith(("tensorflow", "torch")):  # (np.array() on a torch tensor warns under numpy 2)
+        return np.asarray(value.detach().cpu().numpy() if module.startswith("torch") else value.numpy())
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 

@@ -32,7 +32,11 @@ def make_layer(name, **kwargs):
 
 
 NAMES = ["mixup", "cutmix", "fmix", "fmix_soft", "gridmask", "choice", "choice_binary"]
-SHAPES = [(40,), (12, 20), (6, 8, 10)]
+SHAPES = {"1d": (40,), "2d": (12, 20), "3d": (6, 8, 10)}
+# Every layer and rank on TensorFlow; elsewhere (each new layer compiles its call under JAX) every
+# layer in 2-D and FMix, whose spectrum is built per rank, in all ranks.
+CASES = [pytest.param(name, shape, id=f"{name}-{rank}") for name in NAMES for rank, shape in SHAPES.items()
+         if BACKEND == "tensorflow" or rank == "2d" or name == "fmix"]
 
 
 def batch(spatial, size=9, seed=0, channels_first=False):
@@ -67,8 +71,7 @@ def reference(images, labels, maps, t, layer, channels_first=False):
     return out_x, out_y, np.stack(out_m)
 
 
-@pytest.mark.parametrize("spatial", SHAPES, ids=["1d", "2d", "3d"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name, spatial", CASES)
 def test_call_matches_the_per_sample_reference(name, spatial):
     images, labels, maps = batch(spatial)
     data = {"images": images, "labels": labels, "segmentation_masks": maps}
@@ -223,7 +226,7 @@ def test_fmix_keeps_round_lam_n_pixels():
     np.testing.assert_array_equal(counts, np.round(to_numpy(lam) * 130))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES if BACKEND == "tensorflow" else ["cutmix", "choice"])
 def test_config_round_trip(name):
     layer = make_layer(name, seed=4, num_classes=K, pairing="flip", p=0.5)
     again = type(layer).from_config(layer.get_config())

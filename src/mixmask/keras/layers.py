@@ -89,6 +89,7 @@ class MixLayer(BaseImagePreprocessingLayer):
             raise MixMaskError(f"seed must be an int or None, but got {seed!r}")
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
+        self.built = True  # no weights: the seed generator's state is its only variable
 
     # -- what a subclass defines ---------------------------------------------------------------
     @property
@@ -540,11 +541,6 @@ class RandomChoice(MixLayer):
         self.members = layers
         self.choice_weights = [w / sum(values) for w in values]
         self.per_sample = bool(per_sample)
-
-    def build(self, input_shape: Any = None) -> None:
-        for member in self.members:  # stateless samplers: nothing to build but the flag
-            member.built = True
-        self.built = True
 
     @property
     def binary(self) -> bool:
