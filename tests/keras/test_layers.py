@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kerashelp import BACKEND, keras, to_numpy
+from kerashelp import BACKEND, needs, to_numpy
 
 from mixmask.errors import MixMaskError
 from mixmask.functional.params import METHODS
 from mixmask.keras import CutMix, FMix, GridMask, MixUp, RandomChoice
 
 GRIDMASK = METHODS.index("gridmask")
+# Tests of the layers' own logic (structures, options, errors): on TensorFlow and torch, where a
+# new layer costs no compilation; on JAX the references, graph and jit tests below run.
+LOGIC = needs("tensorflow", "torch")
 K = 6
 
 
@@ -114,6 +117,7 @@ def test_channels_first_and_channel_of_one_in_maps(name):
         np.testing.assert_allclose(got_m, np.moveaxis(want_m, -1, 1), atol=1e-6)
 
 
+@LOGIC
 def test_binary_masks_copy_pixels_exactly_and_labels_are_the_own_pixel_share():
     images, labels, maps = batch((16, 16), size=12)
     layer = CutMix(seed=0, num_classes=K)
@@ -136,6 +140,7 @@ def test_gridmask_keeps_labels_and_ids_or_marks_them_ignored():
     np.testing.assert_allclose(to_numpy(out["images"]), np.where(mask[..., None], images, 0.25))
 
 
+@LOGIC
 def test_sparse_one_hot_soft_and_smoothed_labels():
     images, labels, _ = batch((8, 8))
     onehot = np.eye(K, dtype="float32")[labels]
@@ -150,6 +155,7 @@ def test_sparse_one_hot_soft_and_smoothed_labels():
     assert out.shape == (9, K) and np.all((out >= eps / 2 - 1e-6) & (out <= 1 - eps / 2 + 1e-6))
 
 
+@LOGIC
 def test_structures_training_false_and_nothing_changed_in_place():
     images, labels, maps = batch((8, 8))
     layer = CutMix(seed=0, num_classes=K)
@@ -169,6 +175,7 @@ def test_structures_training_false_and_nothing_changed_in_place():
     np.testing.assert_array_equal(images, copy)
 
 
+@LOGIC
 def test_seeds_repeat_and_calls_differ():
     images, labels, _ = batch((16, 16))
     first = [to_numpy(FMix(seed=5)((images, np.eye(K, dtype="float32")[labels]))[0]) for _ in range(2)]
@@ -178,6 +185,7 @@ def test_seeds_repeat_and_calls_differ():
     assert not np.array_equal(a, b)
 
 
+@LOGIC
 def test_p_zero_is_the_identity_and_lone_samples_are_kept():
     images, labels, _ = batch((8, 8))
     out = CutMix(p=0.0, seed=0, num_classes=K)((images, labels))
@@ -189,6 +197,7 @@ def test_p_zero_is_the_identity_and_lone_samples_are_kept():
     assert not np.array_equal(grid, images[:1])  # GridMask needs no partner
 
 
+@LOGIC
 def test_pairings():
     images, _, _ = batch((8, 8), size=16)
     labels = np.repeat(np.arange(4), 4)
@@ -202,6 +211,7 @@ def test_pairings():
     assert np.all(same != np.arange(16))  # one class only: any other sample
 
 
+@LOGIC
 def test_random_choice_per_batch_and_weights():
     images, _, _ = batch((8, 8), size=32)
     per_batch = RandomChoice([CutMix(), GridMask()], per_sample=False, seed=0)
@@ -215,6 +225,7 @@ def test_random_choice_per_batch_and_weights():
     assert set(mixed) == {METHODS.index("cutmix"), METHODS.index("fmix")}
 
 
+@LOGIC
 def test_fmix_keeps_round_lam_n_pixels():
     layer = FMix(seed=0)
     ops = layer.backend
@@ -227,6 +238,7 @@ def test_fmix_keeps_round_lam_n_pixels():
 
 
 @pytest.mark.parametrize("name", NAMES if BACKEND == "tensorflow" else ["cutmix", "choice"])
+@LOGIC
 def test_config_round_trip(name):
     layer = make_layer(name, seed=4, num_classes=K, pairing="flip", p=0.5)
     again = type(layer).from_config(layer.get_config())
@@ -265,6 +277,7 @@ def test_bad_arguments_raise_when_built(build, match):
     (lambda x, y, m: x, lambda: CutMix(pairing="other_class"), "needs labels"),
     (lambda x, y, m: x[:, :, :, 0], lambda: GridMask(rotate=10.0), "rotate"),
 ])
+@LOGIC
 def test_bad_inputs_raise_before_drawing(data, layer, match):
     images, labels, maps = batch((8, 8))
     with pytest.raises(MixMaskError, match=match):
