@@ -33,10 +33,12 @@ _SEMANTICS = {
     ("keras", "mixup"): "per-sample lam ~ Beta; partner = shuffled batch (may be itself)",
     ("keras", "cutmix"): "per-sample box inside the image, alpha ~ U(factor); partner = shuffled batch (may be "
                          "itself); lam from the box's real-valued area",
-    ("keras-cv", "mixup"): "KerasCV MixUp (maintenance mode)",
-    ("keras-cv", "cutmix"): "KerasCV CutMix (maintenance mode)",
-    ("keras-cv", "fmix"): "KerasCV FourierMix (maintenance mode)",
-    ("keras-cv", "gridmask"): "KerasCV GridMask (maintenance mode): images only, labels passed through",
+    ("keras-cv", "mixup"): "per-sample lam ~ Beta; partner = shuffled batch (may be itself)",
+    ("keras-cv", "cutmix"): "per-sample box; lam = 1 - box h*w / image area; partner = shuffled batch (may be itself)",
+    ("keras-cv", "fmix"): "per-sample spectrum drawn on S (anisotropic off square) and mask, in tf.map_fn loops; "
+                          "labels weighted by the drawn lam; partner = shuffled batch (may be itself)",
+    ("keras-cv", "gridmask"): "a grid per image (map over the batch), random rotation; images only, labels passed "
+                              "through",
     ("floor-gather", "-"): "tf.gather of a permuted batch; no labels",
 }
 

@@ -24,10 +24,11 @@ from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing
 )
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import check_choice, check_finite_range, check_positive
+from mixmask.functional._checks import check_finite_range, check_positive
 from mixmask.functional.params import METHODS
-from mixmask.functional.sampling import PAIRINGS
 from mixmask.keras import masks as K
+from mixmask.transforms import GridMask as _CoreGridMask
+from mixmask.transforms.mix import MixTransform
 
 __all__ = ["MixLayer", "MixUp", "CutMix", "FMix", "GridMask", "RandomChoice"]
 
@@ -43,13 +44,6 @@ def _jax_tracing(tensor: Any) -> bool:
     from keras.src.utils.jax_utils import is_in_jax_tracing_scope
 
     return is_in_jax_tracing_scope(tensor)
-
-
-def _check_num_classes(num_classes: int | None) -> int | None:
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise MixMaskError(f"num_classes must be a positive int or None, but got {num_classes!r}")
-    return num_classes
 
 
 class MixLayer(BaseImagePreprocessingLayer):
@@ -77,14 +71,12 @@ class MixLayer(BaseImagePreprocessingLayer):
                  label_smoothing: float = 0.0, multi_label: bool = False, ignore_index: int | None = None,
                  data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
-        self.p = check_finite_range("p", p, 0.0, 1.0)
-        self.pairing = check_choice("pairing", pairing, PAIRINGS)
-        self.num_classes = _check_num_classes(num_classes)
-        self.label_smoothing = check_finite_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-        self.multi_label = bool(multi_label)
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-            raise MixMaskError(f"ignore_index must be an int or None, but got {ignore_index!r}")
-        self.ignore_index = ignore_index
+        # the torch core's transform checks the shared options with the same rules and messages
+        options = MixTransform(p=p, pairing=pairing, num_classes=num_classes, label_smoothing=label_smoothing,
+                               multi_label=multi_label, ignore_index=ignore_index)
+        self.p, self.pairing, self.num_classes = options.p, options.pairing, options.num_classes
+        self.label_smoothing, self.multi_label = options.label_smoothing, options.multi_label
+        self.ignore_index = options.ignore_index
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise MixMaskError(f"seed must be an int or None, but got {seed!r}")
         self.seed = seed
@@ -191,7 +183,8 @@ class MixLayer(BaseImagePreprocessingLayer):
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         """Draw partners and masks for a batch: ``{"index", "mask", "lam", "method"}`` (None when not training).
 
-        ``index`` ``(B,)`` int32 partners, ``mask`` ``(B, *S)`` (bool when :attr:`binary`), ``lam``
+        ``index`` ``(B,)`` int32 partners, ``mask`` ``(B, *S)`` (bool when :attr:`binary`; MixUp's is
+        ``(B, 1, ..., 1)``, which broadcasts), ``lam``
         ``(B,)`` float32 mask means, ``method`` ``(B,)`` int32 ids into ``METHODS`` (0: not mixed).
         """
         if not training:
@@ -278,9 +271,10 @@ class MixLayer(BaseImagePreprocessingLayer):
         if not training or transformation is None:
             return maps
         mask = transformation["mask"]
-        spatial = _static_shape(mask)[1:]
-        ids, channel = self._dense_ids(maps, spatial)
+        dims, shape = len(mask.shape) - 1, _static_shape(maps)
         last = self.data_format == "channels_last"
+        spatial = shape[1:] if len(shape) == dims + 1 else shape[1:-1] if last else shape[2:]
+        ids, channel = self._dense_ids(maps, spatial)
         erase = self._erase(transformation, len(spatial) + 1)
         gridmask = _GRIDMASK in self._method_ids()
         if self.binary:
@@ -407,9 +401,8 @@ class MixUp(_LamLayer):
         return False
 
     def draw_masks(self, ops, batch, spatial, seed):
-        lam = self.draw_lam(ops, batch, seed)
-        ones = ops.numpy.ones((batch,) + tuple(spatial), dtype="float32")
-        return self._ids(ops, batch), ones * ops.numpy.reshape(lam, (-1,) + (1,) * len(spatial)), lam
+        lam = self.draw_lam(ops, batch, seed)  # the mask stays (B, 1, ..., 1): it broadcasts over S
+        return self._ids(ops, batch), ops.numpy.reshape(lam, (-1,) + (1,) * len(spatial)), lam
 
 
 @keras.saving.register_keras_serializable(package="mixmask")
@@ -478,15 +471,10 @@ class GridMask(MixLayer):
     def __init__(self, *, cell_size: Sequence[float] = (96 / 224, 1.0), keep_ratio: float = 0.6,
                  rotate: float = 0.0, fill: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(cell_size, Sequence) or len(cell_size) != 2:
-            raise MixMaskError(f"cell_size must be a (low, high) pair, but got {cell_size!r}")
-        low, high = (check_finite_range("cell_size", c, 0.0, 1.0, low_open=True) for c in cell_size)
-        if low > high:
-            raise MixMaskError(f"cell_size must have low <= high, but got {tuple(cell_size)}")
-        self.cell_size = (low, high)
-        self.keep_ratio = check_finite_range("keep_ratio", keep_ratio, 0.0, 1.0, low_open=True, high_open=True)
-        self.rotate = check_finite_range("rotate", rotate, 0.0, 180.0)
-        self._fill = check_finite_range("fill", fill, -math.inf, math.inf)
+        # the torch core's GridMask checks the options with the same rules and messages
+        options = _CoreGridMask(cell_size=cell_size, keep_ratio=keep_ratio, rotate=rotate, fill=fill)
+        self.cell_size, self.keep_ratio, self.rotate = options.cell_size, options.keep_ratio, options.rotate
+        self._fill = options.fill
 
     @property
     def fill(self) -> float:
