@@ -218,6 +218,10 @@ def test_random_choice_per_batch_and_weights():
     for _ in range(4):
         method = to_numpy(per_batch.get_random_transformation({"images": images})["method"])
         assert len(set(method)) == 1
+    one = CutMix(per_sample=False, seed=0).get_random_transformation({"images": images})
+    mask, lam = to_numpy(one["mask"]), to_numpy(one["lam"])
+    assert np.all(mask == mask[:1]) and np.all(lam == lam[0])
+    assert np.all(to_numpy(one["index"]) != np.arange(32))  # partners stay per sample
     only = RandomChoice([CutMix(), FMix()], weights=[0.0, 1.0], seed=0)
     method = to_numpy(only.get_random_transformation({"images": images})["method"])
     assert set(method) == {METHODS.index("fmix")}

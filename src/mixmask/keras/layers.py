@@ -27,8 +27,8 @@ from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_finite_range, check_positive
 from mixmask.functional.params import METHODS
 from mixmask.keras import masks as K
-from mixmask.transforms import GridMask as _CoreGridMask
-from mixmask.transforms.mix import MixTransform
+from mixmask.transforms.mix import MixPolicy
+from mixmask.transforms.samplers import GridMaskSampler
 
 __all__ = ["MixLayer", "MixUp", "CutMix", "FMix", "GridMask", "RandomChoice"]
 
@@ -54,6 +54,8 @@ class MixLayer(BaseImagePreprocessingLayer):
 
     Args:
         p: probability that a sample is mixed (others pass through with lam = 1).
+        per_sample: a mask, lam and method per sample (default), or one drawn for the whole batch
+            (RandomChoice: one method per batch, as seed 002's pipeline); partners stay per sample.
         pairing: ``"permutation"`` (a random partner, never itself), ``"flip"`` (reversed batch) or
             ``"other_class"`` (a random partner with a different label where one exists; needs labels).
         num_classes: K, for sparse ``(B,)`` labels and for soft per-pixel targets.
@@ -67,14 +69,16 @@ class MixLayer(BaseImagePreprocessingLayer):
     _USE_BASE_FACTOR = False
     method = "none"
 
-    def __init__(self, *, p: float = 1.0, pairing: str = "permutation", num_classes: int | None = None,
-                 label_smoothing: float = 0.0, multi_label: bool = False, ignore_index: int | None = None,
-                 data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, p: float = 1.0, per_sample: bool = True, pairing: str = "permutation",
+                 num_classes: int | None = None, label_smoothing: float = 0.0, multi_label: bool = False,
+                 ignore_index: int | None = None, data_format: str | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
-        # the torch core's transform checks the shared options with the same rules and messages
-        options = MixTransform(p=p, pairing=pairing, num_classes=num_classes, label_smoothing=label_smoothing,
-                               multi_label=multi_label, ignore_index=ignore_index)
-        self.p, self.pairing, self.num_classes = options.p, options.pairing, options.num_classes
+        # the torch core's policy checks the shared options with the same rules and messages
+        options = MixPolicy(p=p, per_sample=per_sample, pairing=pairing, num_classes=num_classes,
+                            label_smoothing=label_smoothing, multi_label=multi_label, ignore_index=ignore_index)
+        self.p, self.per_sample, self.pairing = options.p, options.per_sample, options.pairing
+        self.num_classes = options.num_classes
         self.label_smoothing, self.multi_label = options.label_smoothing, options.multi_label
         self.ignore_index = options.ignore_index
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -209,7 +213,13 @@ class MixLayer(BaseImagePreprocessingLayer):
             index = ops.cast(batch, "int32") - 1 - ops.numpy.arange(batch, dtype="int32")
         else:
             index = K.derangement(ops, batch, seed)
-        method, mask, lam = self.draw_masks(ops, batch, spatial, seed)
+        if self.per_sample:
+            method, mask, lam = self.draw_masks(ops, batch, spatial, seed)
+        else:  # one draw for the whole batch (partners stay per sample)
+            method, mask, lam = self.draw_masks(ops, 1, spatial, seed)
+            method, lam = (ops.numpy.zeros((batch,), dtype=t.dtype) + t for t in (method, lam))
+            mask = ops.numpy.logical_or(mask, ops.numpy.zeros((batch,) + (1,) * len(spatial), dtype="bool")) \
+                if self.binary else mask + ops.numpy.zeros((batch,) + (1,) * len(spatial), dtype="float32")
         erase = ops.numpy.equal(method, _GRIDMASK)
         applied = ops.numpy.logical_or(erase, ops.numpy.greater(ops.cast(batch, "int32"), 1))  # a lone sample
         if self.p < 1:
@@ -356,7 +366,7 @@ class MixLayer(BaseImagePreprocessingLayer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"p": self.p, "pairing": self.pairing, "num_classes": self.num_classes,
+        config.update({"p": self.p, "per_sample": self.per_sample, "pairing": self.pairing, "num_classes": self.num_classes,
                        "label_smoothing": self.label_smoothing, "multi_label": self.multi_label,
                        "ignore_index": self.ignore_index, "seed": self.seed})
         return config
@@ -471,9 +481,9 @@ class GridMask(MixLayer):
     def __init__(self, *, cell_size: Sequence[float] = (96 / 224, 1.0), keep_ratio: float = 0.6,
                  rotate: float = 0.0, fill: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # the torch core's GridMask checks the options with the same rules and messages
-        options = _CoreGridMask(cell_size=cell_size, keep_ratio=keep_ratio, rotate=rotate, fill=fill)
-        self.cell_size, self.keep_ratio, self.rotate = options.cell_size, options.keep_ratio, options.rotate
+        # the torch core's GridMask sampler checks the options with the same rules and messages
+        options = GridMaskSampler(cell_size, keep_ratio, rotate, fill)
+        self.cell_size, self.keep_ratio, self.rotate = tuple(options.cell_size), options.keep_ratio, options.rotate
         self._fill = options.fill
 
     @property
@@ -507,12 +517,10 @@ class RandomChoice(MixLayer):
     Args:
         layers: at most one of each of :class:`MixUp`, :class:`CutMix`, :class:`FMix`, :class:`GridMask`.
         weights: relative probability of each layer (None: uniform).
-        per_sample: a method per sample (default) or one for the whole batch (as seed 002's pipeline).
         and the :class:`MixLayer` arguments (``p``: probability that a sample is mixed at all).
     """
 
-    def __init__(self, layers: Sequence[MixLayer], weights: Sequence[float] | None = None, *,
-                 per_sample: bool = True, **kwargs: Any) -> None:
+    def __init__(self, layers: Sequence[MixLayer], weights: Sequence[float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         layers = list(layers)
         if not layers or not all(isinstance(m, MixLayer) and not isinstance(m, RandomChoice) for m in layers):
@@ -528,7 +536,6 @@ class RandomChoice(MixLayer):
             raise MixMaskError(f"weights: expected a positive sum, but got {weights!r}")
         self.members = layers
         self.choice_weights = [w / sum(values) for w in values]
-        self.per_sample = bool(per_sample)
 
     @property
     def binary(self) -> bool:
@@ -549,10 +556,7 @@ class RandomChoice(MixLayer):
 
     def draw_masks(self, ops, batch, spatial, seed):
         logits = ops.convert_to_tensor(np.log(np.maximum(self.choice_weights, 1e-30))[None, :].astype("float32"))
-        picks = ops.numpy.reshape(ops.random.categorical(logits, batch if self.per_sample else 1, seed=seed), (-1,))
-        picks = ops.cast(picks, "int32")
-        if not self.per_sample:
-            picks = ops.numpy.zeros((batch,), dtype="int32") + picks
+        picks = ops.cast(ops.numpy.reshape(ops.random.categorical(logits, batch, seed=seed), (-1,)), "int32")
         table = ops.convert_to_tensor(np.asarray(self._method_ids(), dtype="int32"))
         method = ops.numpy.take(table, picks, axis=0)
         mask = lam = None
@@ -572,7 +576,7 @@ class RandomChoice(MixLayer):
     def get_config(self):
         config = super().get_config()
         config.update({"layers": [keras.saving.serialize_keras_object(m) for m in self.members],
-                       "weights": self.choice_weights, "per_sample": self.per_sample})
+                       "weights": self.choice_weights})
         return config
 
     @classmethod
