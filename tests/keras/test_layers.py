@@ -286,3 +286,15 @@ def test_bad_inputs_raise_before_drawing(data, layer, match):
     images, labels, maps = batch((8, 8))
     with pytest.raises(MixMaskError, match=match):
         layer()(data(images, labels, maps))
+
+
+@needs("tensorflow")
+def test_docstring_examples_run():
+    import doctest
+
+    import mixmask.keras
+    import mixmask.keras.layers
+
+    for module in (mixmask.keras, mixmask.keras.layers):
+        result = doctest.testmod(module, extraglobs={"np": np})
+        assert result.attempted > 0 and result.failed == 0
