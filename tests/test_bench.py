@@ -192,3 +192,30 @@ def test_floors_and_collate_path_keep_shape_and_dtype():
         make_call("kornia", "fmix", "transform", inputs, labels, 4)
     with pytest.raises(MixMaskError, match="collate"):
         make_call("torchvision", "mixup", "collate", inputs, labels, 4)
+
+
+def test_keras_section_plans_its_own_rows_and_refuses_what_it_cannot_time():
+    config = BenchConfig(framework="keras", sizes=((4, 3, 8, 8),), methods=("mixup", "fmix"))
+    assert config.libraries == ("mixmask-keras", "keras", "keras-cv", "floor-gather")
+    status = {(r.method, r.library): r.status for r in plan_rows(config)}
+    assert status[("-", "floor-gather")] == "ok"
+    assert status[("fmix", "keras")] == "no equivalent" and status[("mixup", "keras")] == "ok"
+    assert status[("fmix", "mixmask-keras")] == "ok"
+    assert status[("fmix", "keras-cv")] in ("ok", "not installed")
+    for kwargs, match in (({"device": "cuda"}, "cpu device|cuda"), ({"paths": ("collate",)}, "transform path"),
+                          ({"sizes": ((4, 3, 8),)}, "2-D image batches"), ({"libraries": ("timm-batch",)}, "libraries"),
+                          ({"framework": "mxnet"}, "framework")):
+        with pytest.raises(MixMaskError, match=match):
+            BenchConfig(**{"framework": "keras", **kwargs})
+
+
+def test_keras_summary_compares_with_mixmask_keras_and_the_gather_floor():
+    rows = [Row("8x3x4x4", 8, "-", "floor-gather", "transform", "ok", ""),
+            Row("8x3x4x4", 8, "cutmix", "mixmask-keras", "transform", "ok", ""),
+            Row("8x3x4x4", 8, "cutmix", "keras", "transform", "ok", "")]
+    for row, ms in zip(rows, (1.0, 2.0, 6.0)):
+        row.results.append({"status": "ok", "times_s": [ms / 1e3] * 3, "peak_mib": 0.0, "memory_kind": "x"})
+    items = {i["library"]: i for i in summarise(rows, "keras")}
+    assert items["mixmask-keras"]["x_copy_floor"] == pytest.approx(2.0)
+    assert items["keras"]["mixmask_speedup"] == pytest.approx(3.0)
+    assert items["mixmask-keras"]["mixmask_speedup"] is None

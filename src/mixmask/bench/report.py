@@ -56,17 +56,22 @@ def table_cells(report: dict[str, Any]) -> list[list[str]]:
 
 def _header_lines(report: dict[str, Any]) -> list[str]:
     v, m, cfg = report["versions"], report["machine"], report["config"]
-    peers = ", ".join(f"{name} {v[name]}" for name in ("timm", "torchvision", "kornia") if v.get(name))
+    names = ("tensorflow", "tensorflow-cpu", "keras", "keras-cv") if cfg.get("framework") == "keras" else \
+        ("timm", "torchvision", "kornia")
+    peers = ", ".join(f"{name} {v[name]}" for name in names if v.get(name))
     load = report["load_average"]
     memory = next((r["memory_kind"] for r in report["rows"] if r.get("memory_kind")), "n/a")
     return [
         f"date {report['date']} (UTC); python {v['python']}, torch {v['torch']}, mixmask {v['mixmask']}"
         + (f" (git {v['mixmask_git']})" if v.get("mixmask_git") else "")
         + (f"; {peers}" if peers else "; no peers installed"),
-        f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['threads']}, device {cfg['device']}"
+        f"machine: {m['cpu']}, {m['cores']} cores, {'TensorFlow' if cfg.get('framework') == 'keras' else 'torch'} "
+        f"threads {m['threads']}, device {cfg['device']}"
         + (f" ({m['gpu']})" if m.get("gpu") else "") + f", dtype {cfg['dtype']}",
         f"load average (1, 5, 15 min) at start {load['start']}, at end {load['end']}",
-        f"{cfg['rounds']} rounds, each job in a fresh process; memory: {memory}",
+        (f"{cfg['rounds']} rounds, each round's jobs in one fresh TensorFlow process, graph mode"
+         f"{' with XLA' if cfg.get('jit') else ''}; memory: {memory}" if cfg.get("framework") == "keras" else
+         f"{cfg['rounds']} rounds, each job in a fresh process; memory: {memory}"),
         f"command: {report['command']}",
     ]
 
@@ -93,7 +98,7 @@ def print_table(report: dict[str, Any]) -> None:
             table.add_section()
         previous = row["size"]
         style = None if row["status"] == "ok" else "dim"
-        if row["library"] == "mixmask" and row["status"] == "ok":
+        if row["library"] in ("mixmask", "mixmask-keras") and row["status"] == "ok":
             style = "bold"
         note = cells[-1]
         if row["status"] == "ok":
@@ -175,7 +180,7 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
                     xs.append(i - 0.4 + (j + 0.5) * width)
                     ys.append(value)
             ax.bar(xs, ys, width=width, color=colours[label], label=label)
-        for floor, style in (("floor-copy", "--"), ("floor-lerp", ":")):
+        for floor, style in (("floor-copy", "--"), ("floor-lerp", ":"), ("floor-gather", "--")):
             value = here.get(("-", floor), {}).get("images_per_s")
             if value:
                 ax.axhline(value, color="black", linestyle=style, linewidth=1, label=floor)

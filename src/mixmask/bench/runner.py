@@ -23,6 +23,7 @@ import torch
 
 from mixmask.bench.cases import (BENCH_METHODS, FLOORS, LIBRARIES, PATHS, PEER_MODULES, has_equivalent, installed,
                                  semantics)
+from mixmask.bench.keras_jobs import KERAS_LIBRARIES, keras_has_equivalent, keras_installed, keras_semantics
 from mixmask.errors import MixMaskError
 
 __all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "check_memory", "job_memory", "parse_sizes", "plan_rows",
@@ -31,6 +32,10 @@ __all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "check_memory", "job_memory
 SCHEMA = "mixmask-bench/1"
 DEFAULT_SIZES: tuple[tuple[int, ...], ...] = ((128, 3, 32, 32), (64, 3, 224, 224), (16, 3, 512, 512))
 DTYPES: tuple[str, ...] = ("float32", "uint8")
+FRAMEWORKS: tuple[str, ...] = ("torch", "keras")
+#: Per framework: the row that is "ours" (``mixmask_speedup``) and the copy floor (``x_copy_floor``).
+_OURS = {"torch": "mixmask", "keras": "mixmask-keras"}
+_COPY_FLOOR = {"torch": "floor-copy", "keras": "floor-gather"}
 
 
 def parse_sizes(text: str) -> tuple[tuple[int, ...], ...]:
@@ -86,6 +91,10 @@ class BenchConfig:
         num_classes: K of the soft targets made from the sparse labels.
         seed: seed of the data, of mixmask's draws and of the job order.
         timeout: seconds before a job is stopped and reported as an error.
+        framework: ``"torch"`` (mixmask and the torch peers) or ``"keras"`` (mixmask.keras against
+            keras.layers and KerasCV, graph mode on TensorFlow, CPU, 2-D sizes; libraries from
+            ``mixmask-keras, keras, keras-cv, floor-gather``, all of them when left at the torch default).
+        jit: compile the Keras rows' graphs with XLA (``tf.function(jit_compile=True)``).
     """
 
     methods: tuple[str, ...] = BENCH_METHODS
@@ -103,11 +112,26 @@ class BenchConfig:
     num_classes: int = 1000
     seed: int = 0
     timeout: float = 600.0
+    framework: str = "torch"
+    jit: bool = False
 
     def __post_init__(self) -> None:
+        if self.framework not in FRAMEWORKS:
+            raise MixMaskError(f"expected framework in {FRAMEWORKS}, but got {self.framework!r}")
         object.__setattr__(self, "methods", _check_subset("methods", self.methods, BENCH_METHODS))
         object.__setattr__(self, "paths", _check_subset("paths", self.paths, PATHS))
-        object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, LIBRARIES))
+        if self.framework == "keras":
+            if tuple(self.libraries) == LIBRARIES:
+                object.__setattr__(self, "libraries", KERAS_LIBRARIES)
+            object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, KERAS_LIBRARIES))
+            if self.device != "cpu" or self.paths != ("transform",):
+                raise MixMaskError(f"the keras section runs on the cpu device and the transform path, but got device "
+                                   f"{self.device!r} and paths {self.paths}")
+            if any(len(size) != 4 for size in self.sizes):
+                raise MixMaskError(f"the keras section times 2-D image batches (BxCxHxW), but got sizes "
+                                   f"{[_size_name(s) for s in self.sizes]}")
+        else:
+            object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, LIBRARIES))
         if not self.sizes:
             raise MixMaskError("expected at least one size, but got none")
         for size in self.sizes:
@@ -150,16 +174,32 @@ class Row:
         return self.status == "ok"
 
     def spec(self, config: BenchConfig) -> dict[str, Any]:
-        """The job description handed to :func:`mixmask.bench.worker.run_job`."""
+        """The job description handed to :func:`mixmask.bench.worker.run_job` (or the keras jobs)."""
         return {"library": self.library, "method": self.method, "path": self.path,
                 "shape": [int(d) for d in self.size.split("x")], "dtype": config.dtype, "device": config.device,
                 "num_classes": config.num_classes, "seed": config.seed, "threads": config.threads,
                 "warmup": config.warmup, "min_time": config.min_time, "min_calls": config.min_calls,
-                "max_calls": config.max_calls}
+                "max_calls": config.max_calls, "jit": config.jit}
+
+
+def _plan_keras_rows(config: BenchConfig) -> list[Row]:
+    rows = []
+    for size in config.sizes:
+        name, batch = _size_name(size), size[0]
+        if "floor-gather" in config.libraries:
+            rows.append(Row(name, batch, "-", "floor-gather", "transform", "ok", keras_semantics("floor-gather", "-")))
+        for method in config.methods:
+            for library in (lib for lib in config.libraries if lib != "floor-gather"):
+                status = "no equivalent" if not keras_has_equivalent(library, method) else \
+                    "not installed" if not keras_installed(library) else "ok"
+                rows.append(Row(name, batch, method, library, "transform", status, keras_semantics(library, method)))
+    return rows
 
 
 def plan_rows(config: BenchConfig) -> list[Row]:
     """Every row of the report, in table order, with the status known before running anything."""
+    if config.framework == "keras":
+        return _plan_keras_rows(config)
     rows = []
     for size in config.sizes:
         name, batch = _size_name(size), size[0]
@@ -184,15 +224,18 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
 
 
-def summarise(rows: Sequence[Row]) -> list[dict[str, Any]]:
+def summarise(rows: Sequence[Row], framework: str = "torch") -> list[dict[str, Any]]:
     """Figures of every row: median, IQR and fastest of the pooled calls, images/s and the ratios.
 
     The fastest call is the figure least disturbed by other jobs on a shared machine.
 
     ``x_copy_floor`` is the row's median over the copy floor's at the same size;
     ``mixmask_speedup`` (peer rows) is the peer's median over mixmask's (transform path) for the
-    same size and method, so > 1 means mixmask is faster.
+    same size and method, so > 1 means mixmask is faster. For ``framework="keras"`` the copy floor
+    is ``floor-gather`` and mixmask is ``mixmask-keras``.
     """
+    ours_name, floor_name = _OURS[framework], _COPY_FLOOR[framework]
+    floors = FLOORS + ("floor-gather",)
     out = []
     for row in rows:
         times = [t for r in row.results if r["status"] == "ok" for t in r["times_s"]]
@@ -224,11 +267,11 @@ def summarise(rows: Sequence[Row]) -> list[dict[str, Any]]:
     for item in out:
         if item["median_ms"] is None:
             continue
-        floor = by_key.get((item["size"], "-", "floor-copy", "transform"))
+        floor = by_key.get((item["size"], "-", floor_name, "transform"))
         if floor and floor["median_ms"]:
             item["x_copy_floor"] = item["median_ms"] / floor["median_ms"]
-        ours = by_key.get((item["size"], item["method"], "mixmask", "transform"))
-        if item["library"] not in ("mixmask",) + FLOORS and ours and ours["median_ms"]:
+        ours = by_key.get((item["size"], item["method"], ours_name, "transform"))
+        if item["library"] not in (ours_name,) + floors and ours and ours["median_ms"]:
             item["mixmask_speedup"] = item["median_ms"] / ours["median_ms"]
     return out
 
@@ -253,7 +296,8 @@ def _cpu_model() -> str:
 
 def machine_info(config: BenchConfig) -> dict[str, Any]:
     """CPU model, cores, threads, platform and GPU (when the device is cuda)."""
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": config.threads or torch.get_num_threads(),
+    default = "default" if config.framework == "keras" else torch.get_num_threads()
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": config.threads or default,
             "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name() if config.device == "cuda" else None}
 
@@ -276,7 +320,8 @@ def _git_commit() -> str | None:
 def versions() -> dict[str, str | None]:
     """Versions of python, torch, mixmask (and its git commit) and each peer (None when not installed)."""
     found = {"python": platform.python_version()}
-    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil"):
+    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil", "tensorflow-cpu",
+                 "tensorflow", "keras", "jax", "keras-cv"):
         found[dist] = _version(dist)
     found["mixmask_git"] = _git_commit()
     return found
@@ -375,6 +420,9 @@ def run_bench(config: BenchConfig, *, argv: Sequence[str] | None = None,
         "executable": sys.executable,
     }
     total = len(timed) * config.rounds
+    if config.framework == "keras":
+        _run_keras_rounds(config, timed, order_gen, progress)
+        return _finish(report, rows, config, progress, total)
     context = _context(rows) if timed else None
     done = 0
     for round_index in range(config.rounds):
@@ -385,9 +433,42 @@ def run_bench(config: BenchConfig, *, argv: Sequence[str] | None = None,
                                       f"{row.library}{' (collate)' if row.path == 'collate' else ''}")
             row.results.append(_run_in_fresh_process(context, row.spec(config), config.timeout))
             done += 1
+    return _finish(report, rows, config, progress, total)
+
+
+def _finish(report: dict[str, Any], rows: list[Row], config: BenchConfig,
+            progress: Callable[[int, int, str], None] | None, total: int) -> dict[str, Any]:
     if progress is not None:
-        progress(done, total, "done")
-    report["rows"] = summarise(rows)
+        progress(total, total, "done")
+    report["rows"] = summarise(rows, config.framework)
     report["load_average"]["end"] = _load()
     report["finished"] = _now()
     return report
+
+
+def _run_keras_rounds(config: BenchConfig, timed: list[Row], order_gen: torch.Generator,
+                      progress: Callable[[int, int, str], None] | None) -> None:
+    """Each round in one fresh ``python -m mixmask.bench.keras_jobs`` process, its jobs in a new order."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    for round_index in range(config.rounds):
+        order = [timed[i] for i in torch.randperm(len(timed), generator=order_gen).tolist()]
+        if not order:
+            return
+        if progress is not None:
+            progress(round_index * len(timed), len(timed) * config.rounds,
+                     f"round {round_index + 1}/{config.rounds}: {len(order)} keras jobs in one process")
+        try:
+            done = subprocess.run([sys.executable, "-m", "mixmask.bench.keras_jobs"],
+                                  input=json.dumps([row.spec(config) for row in order]), env=env,
+                                  capture_output=True, text=True, timeout=config.timeout * len(order))
+            results = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+            error = None if results is not None else \
+                f"the round's process failed (exit {done.returncode}): {done.stderr.strip()[-200:]}"
+        except (subprocess.TimeoutExpired, ValueError, IndexError) as err:
+            results, error = None, f"the round's process gave no result: {type(err).__name__}"
+        for position, row in enumerate(order):
+            row.results.append(results[position] if results is not None else
+                               {"status": "error", "error": error, "times_s": []})

@@ -7,6 +7,7 @@ from typing import Any
 
 _DEFAULT_SIZES = "128x3x32x32,64x3x224x224,16x3x512x512"
 _LIBRARIES = "mixmask,timm-batch,timm-elem,torchvision,kornia,floor-copy,floor-lerp"
+_KERAS_LIBRARIES = "mixmask-keras,keras,keras-cv,floor-gather"
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -27,7 +28,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--path", default="transform",
                         help="transform (new output; mixmask and peers), collate (mixmask in place into a "
                              "batch it owns), or both: transform,collate")
-    parser.add_argument("--libraries", default=_LIBRARIES, help="comma-separated rows to run")
+    parser.add_argument("--framework", default="torch", choices=("torch", "keras"),
+                        help="torch: mixmask and the torch peers; keras: mixmask.keras against keras.layers and "
+                             "KerasCV in graph mode on TensorFlow (CPU, 2-D sizes)")
+    parser.add_argument("--jit", action="store_true", help="keras: compile the graphs with XLA (jit_compile)")
+    parser.add_argument("--libraries", default=None,
+                        help=f"comma-separated rows to run (default torch: {_LIBRARIES}; keras: {_KERAS_LIBRARIES})")
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per job, in interleaved order")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds of timed calls per job and round")
@@ -81,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from mixmask.bench.runner import BenchConfig, check_memory, parse_sizes, run_bench
     from mixmask.resources import check_writable
 
+    if args.libraries is None:
+        args.libraries = _KERAS_LIBRARIES if args.framework == "keras" else _LIBRARIES
     config = BenchConfig(methods=_csv(args.methods), sizes=parse_sizes(args.sizes), device=args.device,
                          dtype=args.dtype, paths=_csv(args.path), libraries=_csv(args.libraries),
+                         framework=args.framework, jit=args.jit,
                          rounds=args.rounds, warmup=args.warmup, min_time=args.min_time,
                          min_calls=args.min_calls, max_calls=args.max_calls, threads=args.threads,
                          num_classes=args.num_classes, seed=args.seed, timeout=args.timeout)
