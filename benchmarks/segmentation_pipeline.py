@@ -2,7 +2,8 @@
 
 Loading PNGs (ImageMaskFolder) + joint v2 transforms (crop, flip, rotation, colour jitter) +
 collation in DataLoader workers, then the same with each mixing method inside the collate
-(MixCollate, in place). Loaders are kept alive across epochs and timed in interleaved rounds
+(MixCollate, in place), with soft targets and with pair targets (``target_format="pair"``: own ids,
+partner ids and the mask instead of ``(B, K, *S)`` soft maps). Loaders are kept alive across epochs and timed in interleaved rounds
 (the median epoch of each is reported), so worker start-up and drifting machine load do not
 favour one configuration. Then the same work in one process and one thread, step by step (fastest
 of ``--repeats`` calls, robust on a shared machine): per image, loading and the joint transform; per
@@ -29,8 +30,8 @@ from mixmask.data import IGNORE_INDEX, ImageMaskFolder, ShapesDataset, joint_tra
 K = ShapesDataset.num_classes
 
 
-def _methods(validate):
-    common = {"ignore_index": IGNORE_INDEX, "seed": 0, "validate": validate}
+def _methods(validate, target_format):
+    common = {"ignore_index": IGNORE_INDEX, "seed": 0, "validate": validate, "target_format": target_format}
     return {
         "cutmix": CutMix(**common),
         "fmix": FMix(**common),
@@ -52,12 +53,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the id range check of each mixed batch (validate=False)")
     parser.add_argument("--repeats", type=int, default=7, help="calls per step in the one-process breakdown")
+    parser.add_argument("--target-formats", default="soft,pair",
+                        help="soft: ids or (B, K, *S) soft maps; pair: own ids, partner ids and the mask")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the workers do the work; keep the main process out of their way
 
     validate = False if args.no_validate else None
-    methods = {name: t for name, t in _methods(validate).items() if name in args.methods.split(",")}
+    methods = {f"{name}" if fmt == "soft" else f"{name}-pair": t for fmt in args.target_formats.split(",")
+               for name, t in _methods(validate, fmt).items() if name in args.methods.split(",")}
     with tempfile.TemporaryDirectory() as root:
         write_shapes(root, count=args.count, size=args.size, seed=0)
         data = ImageMaskFolder(root, transform=joint_transforms(args.size, seed=0),
@@ -86,18 +90,18 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"config": vars(args), "images_per_s": {}, "overhead_pct": {}}
     print(f"{images} images of {args.size}x{args.size} per epoch, batch {args.batch_size}, {args.workers} workers, "
           f"{args.mask_dtype} maps, validate={validate}, median of {args.rounds} epochs")
-    print(f"{'mixing':<10}{'images/s':>10}{'overhead':>10}{'min..max images/s':>22}")
+    print(f"{'mixing':<14}{'images/s':>10}{'overhead':>10}{'min..max images/s':>22}")
     for name, epochs in times.items():
         rate = images / statistics.median(epochs)
         overhead = 100 * (base / rate - 1)
         results["images_per_s"][name] = round(rate, 1)
         results["overhead_pct"][name] = round(overhead, 1)
         spread = f"{images / max(epochs):.0f}..{images / min(epochs):.0f}"
-        print(f"{name:<10}{rate:>10.1f}{overhead:>9.1f}%{spread:>22}")
+        print(f"{name:<14}{rate:>10.1f}{overhead:>9.1f}%{spread:>22}")
     print(f"one process, one thread, fastest of {args.repeats}: load {breakdown['load_ms']:.1f} ms + joint "
           f"transform {breakdown['transform_ms']:.1f} ms per image; per batch of {args.batch_size}:")
     for name, ms in breakdown["collate_ms"].items():
-        print(f"  {name:<10}{ms:>8.1f} ms  overhead {breakdown['overhead_pct'][name]:5.1f}%")
+        print(f"  {name:<14}{ms:>8.1f} ms  overhead {breakdown['overhead_pct'][name]:5.1f}%")
     results["breakdown"] = breakdown
     if args.json:
         with open(args.json, "w") as f:
