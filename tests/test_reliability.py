@@ -29,7 +29,7 @@ from mixmask.resources import check_writable, format_bytes
 from mixmask.train import TrainConfig, load_data, train
 from mixmask.train import records as records_module
 
-TINY = dict(subset=40, epochs=2, batch_size=16, progress=False, mix="cutmix", seed=1)
+TINY = dict(train_size=40, test_size=20, epochs=2, batch_size=16, progress=False, mix="cutmix", seed=1)
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -136,7 +136,7 @@ def test_a_checkpoint_that_runs_a_command_is_refused_unrun(tmp_path, capsys):
     out, marker = tmp_path / "run", tmp_path / "ran"
     out.mkdir()
     torch.save({"epoch": 1, "model": _Payload(marker)}, out / "last.pt")
-    message = _error(capsys, ["train", "--resume", "--out", str(out), "--subset", "40", "--no-progress"])
+    message = _error(capsys, ["train", "--resume", "--out", str(out), "--train-size", "40", "--test-size", "20", "--no-progress"])
     assert "last.pt" in message and "refused unrun" in message and "posix.system" in message
     assert not marker.exists() and sorted(p.name for p in out.iterdir()) == ["last.pt"]
 
@@ -211,7 +211,7 @@ def test_a_cuda_device_that_is_not_there_is_refused(tmp_path, capsys, monkeypatc
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, args, words):
     out = tmp_path / "run"
-    assert words in _error(capsys, ["train", "--out", str(out), "--subset", "40", *args])
+    assert words in _error(capsys, ["train", "--out", str(out), "--train-size", "40", "--test-size", "20", *args])
     assert not out.exists()
 
 
@@ -342,7 +342,7 @@ def test_a_damaged_last_checkpoint_is_a_clear_error(tmp_path, capsys, straight, 
     out.mkdir()
     data = (straight / "last.pt").read_bytes()
     (out / "last.pt").write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
-    argv = ["train", "--resume", "--out", str(out), "--subset", "40", "--epochs", "2", "--batch-size", "16",
+    argv = ["train", "--resume", "--out", str(out), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16",
             "--mix", "cutmix", "--seed", "1", "--no-progress"]
     message = _error(capsys, argv)
     assert f"{str(out / 'last.pt')!r}" in message and "cannot be read" in message
@@ -352,7 +352,7 @@ def test_a_damaged_last_checkpoint_is_a_clear_error(tmp_path, capsys, straight, 
 def test_resuming_with_another_thread_count_is_refused(tmp_path, capsys, straight, monkeypatch):
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
-    argv = ["train", "--resume", "--out", str(straight), "--subset", "40", "--epochs", "2", "--batch-size", "16",
+    argv = ["train", "--resume", "--out", str(straight), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16",
             "--mix", "cutmix", "--seed", "1", "--no-progress"]
     message = _error(capsys, argv)
     assert f"threads: saved {threads}, now {threads + 1}" in message and "--threads" in message
@@ -371,7 +371,7 @@ def test_a_full_disk_is_one_error_and_the_run_resumes(tmp_path, capsys, straight
         return saved(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(records_module.torch, "save", full_disk)
-    argv = ["train", "--out", str(out), "--subset", "40", "--epochs", "2", "--batch-size", "16", "--mix", "cutmix",
+    argv = ["train", "--out", str(out), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16", "--mix", "cutmix",
             "--seed", "1", "--no-progress"]
     message = _error(capsys, argv)
     assert "No space left on device" in message and "epoch 1 complete (last.pt)" in message

@@ -1,0 +1,268 @@
+"""Why CutMix and FMix cost accuracy on MNIST-1D: the label weight is the area, the digit is a small part of it.
+
+An MNIST-1D signal (Greydanus, 2020) is a 12-point digit template padded with 36-60 zeros,
+stretched, shifted by 0-47 of 72 positions, filled with correlated noise where the padding was,
+sheared and resampled to 40 points: the digit covers about 6-9 of the 40 points and the rest is
+noise. This script regenerates the data set with the ``mnist1d`` package's generator (the same
+seed as ``--data mnist1d``), records where each digit lies, and
+
+1. ``stats``: draws mixmask's CutMix / FMix masks on real training batches and compares the label
+   weight of the own digit (``lam``, the mask mean) with the share of the two digits that is
+   actually visible in the mixed signal;
+2. ``train``: trains the ``mixmask train`` model and schedule on the ``--train-size 500
+   --val-fraction 0.2`` split (400 signals) with the area label (what every MSDA library does) and
+   with the *visible-digit* label (``w = v_own / (v_own + v_partner)``, the visible fraction of
+   each digit), several seeds, and evaluates each model as trained and after re-estimating the
+   batch-norm statistics on clean data (the evaluation-mode suspect).
+
+    .venv/bin/python benchmarks/mnist1d_labels.py stats
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/mnist1d_labels.py train --arms none,cutmix,cutmix-digit \\
+        --seeds 3 --epochs 100 --json out/mnist1d_labels.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixmask.data.classification import load_mnist1d, stratified_split
+from mixmask.functional.losses import mixed_cross_entropy
+from mixmask.train.config import load_data
+from mixmask.train.models import build_model
+from mixmask.train.schedules import lr_at
+from mixmask.train.spec import parse_mix
+
+LENGTH = 40
+
+
+def digit_spans(num_samples: int = 5000, seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regenerate MNIST-1D; return signals ``(N, 40)``, labels ``(N,)`` and digit intervals ``(N, 2)``.
+
+    Train then test order, as ``--data mnist1d`` has them. The package's ``pad``, ``translate`` and
+    the final ``np.random.permutation`` are wrapped (not replaced): the padding length, the shift
+    and the shuffle are read from what they return, so the draws and the signals are unchanged.
+    An interval is where the 12 template points land in the 40-point signal.
+    """
+    import importlib
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    T = importlib.import_module("mnist1d.transform")  # the package's __init__ shadows the module with a function
+
+    pads: list[int] = []
+    shifts: list[int] = []
+    perms: list[np.ndarray] = []
+    pad, translate, permutation = T.pad, T.translate, np.random.permutation
+
+    def recording_pad(x, padding):
+        out = pad(x, padding)
+        pads.append(len(out) - len(x))
+        return out
+
+    def recording_translate(x, max_translation):
+        out = translate(x, max_translation)
+        shifts.append(next(k for k in range(len(x)) if np.array_equal(np.roll(x, k), out)))
+        return out
+
+    def recording_permutation(n):
+        out = permutation(n)
+        perms.append(np.asarray(out))
+        return out
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = num_samples, seed
+    np_state, py_state = np.random.get_state(), random.getstate()
+    T.pad, T.translate, np.random.permutation = recording_pad, recording_translate, recording_permutation
+    try:
+        made = make_dataset(args)
+    finally:
+        T.pad, T.translate, np.random.permutation = pad, translate, permutation
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    p, k = np.asarray(pads, dtype=float), np.asarray(shifts, dtype=float)
+    dilated = args.template_len + args.padding[-1]            # 72 points after the dilation
+    scale = (args.final_seq_length - 1) / (dilated - 1)        # 72 -> 40 points
+    template = (args.template_len - 1) * (dilated - 1) / (args.template_len - 1 + p)
+    spans = np.stack([k * scale, (k + template) * scale], 1)[perms[-1]]
+    x = np.concatenate([made["x"], made["x_test"]])
+    y = np.concatenate([made["y"], made["y_test"]])
+    return x, y, spans
+
+
+def visible(mask: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """The share of each digit interval where ``mask`` is 1: ``(B, L)`` masks, ``(B, 2)`` spans -> ``(B,)``."""
+    pos = torch.arange(mask.shape[1], dtype=torch.float64)
+    inside = (pos >= spans[:, :1]) & (pos <= spans[:, 1:])
+    return (mask.double() * inside).sum(1) / inside.sum(1).clamp_min(1)
+
+
+def digit_weights(mask: torch.Tensor, index: torch.Tensor, spans: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(w, v_own, v_partner)``: the visible-digit label weight of the own digit and the visible shares."""
+    own = visible(mask, spans)
+    partner = visible(1 - mask.double(), spans[index])
+    total = own + partner
+    w = torch.where(total > 0, own / total.clamp_min(1e-12), torch.full_like(own, 0.5))
+    return w, own, partner
+
+
+def training_split():
+    """``--data mnist1d --train-size 500 --val-fraction 0.2``: (x, y, spans) of the 400 training and 1000 test signals."""
+    x_all, y_all, spans_all = digit_spans()
+    data = load_data("mnist1d", 500)
+    reference = load_mnist1d()
+    if not torch.equal(reference.train.inputs[:, 0], torch.from_numpy(x_all[:4000]).float()):
+        raise SystemExit("the regenerated signals differ from --data mnist1d: the spans would be wrong")
+    pool = np.asarray(data.train.indices)
+    keep, _ = stratified_split(data.train_targets, 0.2, 0)
+    chosen = pool[keep]
+    x = torch.from_numpy(x_all[chosen]).float()[:, None]
+    y = torch.from_numpy(y_all[chosen]).long()
+    spans = torch.from_numpy(spans_all[chosen])
+    return x, y, spans, reference.test.inputs, reference.test.targets, torch.from_numpy(spans_all[4000:])
+
+
+def stats(args: argparse.Namespace) -> dict:
+    """Label weight against visible digit, over ``--draws`` batches of 64 real training signals."""
+    x, y, spans, *_ = training_split()
+    lengths = spans[:, 1] - spans[:, 0]
+    result = {"signals": len(y), "digit_points_mean": float(lengths.mean()), "digit_points_min": float(lengths.min()),
+              "digit_points_max": float(lengths.max()), "methods": {}}
+    for spec in args.methods.split(","):
+        mix = parse_mix(spec, num_classes=10, seed=0)
+        g = torch.Generator().manual_seed(0)
+        rows = []
+        for _ in range(args.draws):
+            batch = torch.randperm(len(y), generator=g)[:64]
+            params = mix.sample(x[batch], y[batch], generator=g)
+            mask = params.mask.float()
+            if mask.ndim == 1:
+                mask = mask[:, None].expand(-1, LENGTH)
+            w, own, partner = digit_weights(mask, params.index, spans[batch])
+            differ = y[batch] != y[batch][params.index]
+            rows.append(torch.stack([params.lam.double(), w, own, partner, differ.double()], 1))
+        t = torch.cat(rows)
+        lam, w, own, partner, differ = t.unbind(1)
+        d = differ > 0
+        result["methods"][spec] = {
+            "pairs_of_two_classes": int(d.sum()),
+            "mean_abs_lam_minus_visible_weight": float((lam[d] - w[d]).abs().mean()),
+            "corr_lam_visible_weight": float(np.corrcoef(lam[d].numpy(), w[d].numpy())[0, 1]),
+            "share_own_digit_gone_lam_ge_0.5": float(((own < 0.1) & (lam >= 0.5))[d].double().mean()),
+            "share_partner_digit_gone_weight_ge_0.25": float(((partner < 0.1) & (1 - lam >= 0.25))[d].double().mean()),
+            "share_both_digits_visible_ge_0.5": float(((own >= 0.5) & (partner >= 0.5))[d].double().mean()),
+        }
+    return result
+
+
+def _bn_recalibrated(model, x: torch.Tensor) -> torch.nn.Module:
+    """A copy of ``model`` whose batch-norm statistics are re-estimated on clean ``x`` (cumulative average)."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    for m in clone.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    clone.train()
+    with torch.no_grad():
+        for start in range(0, len(x), 64):
+            clone(x[start:start + 64])
+    return clone.eval()
+
+
+@torch.no_grad()
+def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).double().mean())
+
+
+def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
+    """One run of the ``mixmask train`` loop (cnn, SGD-Nesterov 0.05, wd 5e-4 on weights, 1 warm-up epoch, cosine,
+    batch 64) with ``arm``: ``none``, ``<spec>`` (area labels) or ``<spec>-digit`` (visible-digit labels)."""
+    x, y, spans, x_test, y_test, _ = split
+    spec, digit = (arm[:-len("-digit")], True) if arm.endswith("-digit") else (arm, False)
+    mix = None if spec == "none" else parse_mix(spec, num_classes=10, seed=seed)
+    torch.manual_seed(seed)
+    model = build_model("cnn", (1, LENGTH), 10)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
+                          lr=0.05, momentum=0.9, nesterov=True)
+    steps = len(y) // 64
+    g = torch.Generator().manual_seed(seed + 1000)
+    curve = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(y), generator=g)
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch * steps + step, epochs * steps, 0.05, steps)
+            batch = order[step * 64:(step + 1) * 64]
+            xb, yb = x[batch], y[batch]
+            if mix is None:
+                target = F.one_hot(yb, 10).float()
+            else:
+                params = mix.sample(xb, yb, generator=g)
+                out = mix.apply(params, xb, yb, num_classes=10)
+                xb, target = out.inputs, out.targets
+                if digit:
+                    mask = params.mask.float()
+                    w, _, _ = digit_weights(mask, params.index, spans[batch])
+                    w = w.float()[:, None]
+                    target = w * F.one_hot(yb, 10).float() + (1 - w) * F.one_hot(yb[params.index], 10).float()
+            loss = mixed_cross_entropy(model(xb), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            curve.append((epoch + 1, _accuracy(model, x_test, y_test)))
+    return {"arm": arm, "seed": seed, "test_acc": _accuracy(model, x_test, y_test),
+            "test_acc_bn_recalibrated": _accuracy(_bn_recalibrated(model, x), x_test, y_test), "curve": curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("stats", "train"))
+    parser.add_argument("--methods", default="cutmix,fmix,mixup", help="stats: mix SPECs")
+    parser.add_argument("--draws", type=int, default=200, help="stats: batches of 64")
+    parser.add_argument("--arms", default="none,cutmix,cutmix-digit", help="train: arms")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.what == "stats":
+        result = stats(args)
+    else:
+        split = training_split()
+        runs = []
+        for arm in args.arms.split(","):
+            for seed in range(args.seeds):
+                tick = time.perf_counter()
+                run = train_arm(arm, seed, args.epochs, split)
+                run["seconds"] = time.perf_counter() - tick
+                runs.append(run)
+                print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
+        result = {"epochs": args.epochs, "runs": runs, "arms": {}}
+        for arm in args.arms.split(","):
+            accs = [r["test_acc"] for r in runs if r["arm"] == arm]
+            bn = [r["test_acc_bn_recalibrated"] for r in runs if r["arm"] == arm]
+            result["arms"][arm] = {"test_acc_mean": float(np.mean(accs)), "test_acc_std": float(np.std(accs, ddof=1))
+                                   if len(accs) > 1 else 0.0, "bn_recalibrated_mean": float(np.mean(bn)),
+                                   "bn_recalibrated_std": float(np.std(bn, ddof=1)) if len(bn) > 1 else 0.0}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
