@@ -16,6 +16,7 @@ seed as ``--data mnist1d``), records where each digit lies, and
    batch-norm statistics on clean data (the evaluation-mode suspect).
 
     .venv/bin/python benchmarks/mnist1d_labels.py stats
+    .venv/bin/python benchmarks/mnist1d_labels.py digits-stats     # the same on --data digits, for contrast
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/mnist1d_labels.py train --arms none,cutmix,cutmix-digit \\
         --seeds 3 --epochs 100 --json out/mnist1d_labels.json
 """
@@ -128,6 +129,37 @@ def training_split():
     return x, y, spans, reference.test.inputs, reference.test.targets, torch.from_numpy(spans_all[4000:])
 
 
+def _agreement(rows: torch.Tensor) -> dict:
+    """Label weight against visible digit over pairs of two classes: ``rows`` (N, 5) = lam, w, own, partner, differ."""
+    lam, w, own, partner, differ = rows.unbind(1)
+    d = differ > 0
+    return {
+        "pairs_of_two_classes": int(d.sum()),
+        "mean_abs_lam_minus_visible_weight": float((lam[d] - w[d]).abs().mean()),
+        "corr_lam_visible_weight": float(np.corrcoef(lam[d].numpy(), w[d].numpy())[0, 1]),
+        "share_own_digit_gone_lam_ge_0.5": float(((own < 0.1) & (lam >= 0.5))[d].double().mean()),
+        "share_partner_digit_gone_weight_ge_0.25": float(((partner < 0.1) & (1 - lam >= 0.25))[d].double().mean()),
+        "share_both_digits_visible_ge_0.5": float(((own >= 0.5) & (partner >= 0.5))[d].double().mean()),
+    }
+
+
+def _draws(spec: str, x: torch.Tensor, y: torch.Tensor, draws: int, weights) -> dict:
+    """``draws`` batches of 64 mixed by ``spec``; ``weights(mask (B, *S), index, batch)`` gives ``(w, own, partner)``."""
+    mix = parse_mix(spec, num_classes=10, seed=0)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(draws):
+        batch = torch.randperm(len(y), generator=g)[:64]
+        params = mix.sample(x[batch], y[batch], generator=g)
+        mask = params.mask.double()
+        if mask.ndim == 1:  # MixUp: one weight per sample
+            mask = mask.view(-1, *[1] * (x.ndim - 2)).expand(-1, *x.shape[2:])
+        w, own, partner = weights(mask, params.index, batch)
+        differ = y[batch] != y[batch][params.index]
+        rows.append(torch.stack([params.lam.double(), w, own, partner, differ.double()], 1))
+    return _agreement(torch.cat(rows))
+
+
 def stats(args: argparse.Namespace) -> dict:
     """Label weight against visible digit, over ``--draws`` batches of 64 real training signals."""
     x, y, spans, *_ = training_split()
@@ -135,29 +167,31 @@ def stats(args: argparse.Namespace) -> dict:
     result = {"signals": len(y), "digit_points_mean": float(lengths.mean()), "digit_points_min": float(lengths.min()),
               "digit_points_max": float(lengths.max()), "methods": {}}
     for spec in args.methods.split(","):
-        mix = parse_mix(spec, num_classes=10, seed=0)
-        g = torch.Generator().manual_seed(0)
-        rows = []
-        for _ in range(args.draws):
-            batch = torch.randperm(len(y), generator=g)[:64]
-            params = mix.sample(x[batch], y[batch], generator=g)
-            mask = params.mask.float()
-            if mask.ndim == 1:
-                mask = mask[:, None].expand(-1, LENGTH)
-            w, own, partner = digit_weights(mask, params.index, spans[batch])
-            differ = y[batch] != y[batch][params.index]
-            rows.append(torch.stack([params.lam.double(), w, own, partner, differ.double()], 1))
-        t = torch.cat(rows)
-        lam, w, own, partner, differ = t.unbind(1)
-        d = differ > 0
-        result["methods"][spec] = {
-            "pairs_of_two_classes": int(d.sum()),
-            "mean_abs_lam_minus_visible_weight": float((lam[d] - w[d]).abs().mean()),
-            "corr_lam_visible_weight": float(np.corrcoef(lam[d].numpy(), w[d].numpy())[0, 1]),
-            "share_own_digit_gone_lam_ge_0.5": float(((own < 0.1) & (lam >= 0.5))[d].double().mean()),
-            "share_partner_digit_gone_weight_ge_0.25": float(((partner < 0.1) & (1 - lam >= 0.25))[d].double().mean()),
-            "share_both_digits_visible_ge_0.5": float(((own >= 0.5) & (partner >= 0.5))[d].double().mean()),
-        }
+        result["methods"][spec] = _draws(spec, x, y, args.draws,
+                                         lambda mask, index, batch: digit_weights(mask, index, spans[batch]))
+    return result
+
+
+def digits_stats(args: argparse.Namespace) -> dict:
+    """The same comparison on ``--data digits`` (32x32 upsampled 8x8 digits): the 'visible digit' is the ink.
+
+    ``w = ink_own_visible / (ink_own_visible + ink_partner_visible)``, ink = the pixel values of the
+    [0, 1] images; a contrast with MNIST-1D, where the digit is a small part of the signal.
+    """
+    data = load_data("digits", 500)
+    full = load_data("digits")
+    pool = torch.as_tensor(np.asarray(data.train.indices))
+    x, y = full.train.inputs[pool], full.train.targets[pool]
+
+    def ink(mask, index, batch):
+        own_ink, partner_ink = x[batch][:, 0].double(), x[batch][index][:, 0].double()
+        own = (mask * own_ink).sum((1, 2)) / own_ink.sum((1, 2))
+        partner = ((1 - mask) * partner_ink).sum((1, 2)) / partner_ink.sum((1, 2))
+        return own / (own + partner).clamp_min(1e-12), own, partner
+
+    result = {"images": len(y), "ink_share_of_area": float((x > 0.25).double().mean()), "methods": {}}
+    for spec in args.methods.split(","):
+        result["methods"][spec] = _draws(spec, x, y, args.draws, ink)
     return result
 
 
@@ -229,7 +263,7 @@ def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("stats", "train"))
+    parser.add_argument("what", choices=("stats", "digits-stats", "train"))
     parser.add_argument("--methods", default="cutmix,fmix,mixup", help="stats: mix SPECs")
     parser.add_argument("--draws", type=int, default=200, help="stats: batches of 64")
     parser.add_argument("--arms", default="none,cutmix,cutmix-digit", help="train: arms")
@@ -240,6 +274,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.what == "stats":
         result = stats(args)
+    elif args.what == "digits-stats":
+        result = digits_stats(args)
     else:
         split = training_split()
         runs = []

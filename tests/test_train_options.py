@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cli_error
+
 from mixmask import MixMaskError
 from mixmask.cli.main import main
 from mixmask.data.classification import TensorData
@@ -20,13 +22,6 @@ from mixmask.train.config import PRESETS, pick_samples
 pytest.importorskip("sklearn")
 
 
-def _error(capsys, argv: list[str]) -> str:
-    """Run the CLI, expect exit code 2 and one error line; return it."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"mixmask {argv[0]}: error: "), err
-    return lines[0]
 
 
 def _fake_cifar(root: Path, per_batch: int = 10) -> Path:
@@ -86,7 +81,7 @@ def test_pick_samples_falls_back_to_a_seeded_choice_when_it_cannot_stratify():
 ])
 def test_bad_sizes_are_one_line_errors_naming_the_numbers(tmp_path, capsys, argv, words):
     out = tmp_path / "run"
-    message = _error(capsys, ["train", "--out", str(out), "--no-progress", "--epochs", "1", *argv])
+    message = cli_error(capsys, ["train", "--out", str(out), "--no-progress", "--epochs", "1", *argv])
     for word in words:
         assert word in message, message
     assert not out.exists()
@@ -135,9 +130,9 @@ def test_parse_augment_names_and_errors():
 
 
 def test_unknown_augment_at_the_cli_lists_the_valid_ones(tmp_path, capsys):
-    message = _error(capsys, ["train", "--augment", "crop,jitter", "--out", str(tmp_path / "r"), "--no-progress"])
+    message = cli_error(capsys, ["train", "--augment", "crop,jitter", "--out", str(tmp_path / "r"), "--no-progress"])
     assert "jitter" in message and "valid: crop, flip" in message
-    message = _error(capsys, ["train", "--data", "mnist1d", "--augment", "flip", "--out", str(tmp_path / "r"),
+    message = cli_error(capsys, ["train", "--data", "mnist1d", "--augment", "flip", "--out", str(tmp_path / "r"),
                               "--no-progress"])
     assert "(C, H, W)" in message and "(1, 40)" in message
 
