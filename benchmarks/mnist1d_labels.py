@@ -17,6 +17,7 @@ seed as ``--data mnist1d``), records where each digit lies, and
 
     .venv/bin/python benchmarks/mnist1d_labels.py stats
     .venv/bin/python benchmarks/mnist1d_labels.py digits-stats     # the same on --data digits, for contrast
+    .venv/bin/python benchmarks/mnist1d_labels.py curves --compare-json runs/cmp/compare.json --png curves.png
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/mnist1d_labels.py train --arms none,cutmix,cutmix-digit \\
         --seeds 3 --epochs 100 --json out/mnist1d_labels.json
 """
@@ -217,7 +218,33 @@ def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((model(x).argmax(1) == y).double().mean())
 
 
-def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
+@torch.no_grad()
+def phantom_probe(model, x: torch.Tensor, y: torch.Tensor, spans: torch.Tensor, seed: int, draws: int = 20) -> dict:
+    """Does the model see a partner whose digit was cut away? CutMix mixes of ``x`` with each other.
+
+    Over the pairs of two classes where < 10 % of the partner's digit is left but the area label
+    gives it >= 0.25: the mean softmax probability of the partner's class, and the mean area label.
+    On training signals a model can learn to give it by recognising the signal from its noise; on
+    test signals it cannot.
+    """
+    mix = parse_mix("cutmix", num_classes=10, seed=seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    probs, labels = [], []
+    model.eval()
+    for _ in range(draws):
+        batch = torch.randperm(len(y), generator=g)[:64]
+        params = mix.sample(x[batch], y[batch], generator=g)
+        mixed = mix.apply(params, x[batch], y[batch], num_classes=10).inputs
+        _, _, partner = digit_weights(params.mask.double(), params.index, spans[batch])
+        phantom = (partner < 0.1) & (1 - params.lam.double() >= 0.25) & (y[batch] != y[batch][params.index])
+        p = model(mixed).softmax(1)[torch.arange(len(batch)), y[batch][params.index]]
+        probs.append(p[phantom])
+        labels.append((1 - params.lam)[phantom])
+    probs, labels = torch.cat(probs), torch.cat(labels)
+    return {"pairs": len(probs), "partner_prob": float(probs.mean()), "area_label": float(labels.mean())}
+
+
+def train_arm(arm: str, seed: int, epochs: int, split, lr: float = 0.05) -> dict:
     """One run of the ``mixmask train`` loop (cnn, SGD-Nesterov 0.05, wd 5e-4 on weights, 1 warm-up epoch, cosine,
     batch 64) with ``arm``: ``none``, ``<spec>`` (area labels) or ``<spec>-digit`` (visible-digit labels)."""
     x, y, spans, x_test, y_test, _ = split
@@ -228,7 +255,7 @@ def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
-                          lr=0.05, momentum=0.9, nesterov=True)
+                          lr=lr, momentum=0.9, nesterov=True)
     steps = len(y) // 64
     g = torch.Generator().manual_seed(seed + 1000)
     curve = []
@@ -237,7 +264,7 @@ def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
         order = torch.randperm(len(y), generator=g)
         for step in range(steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(epoch * steps + step, epochs * steps, 0.05, steps)
+                group["lr"] = lr_at(epoch * steps + step, epochs * steps, lr, steps)
             batch = order[step * 64:(step + 1) * 64]
             xb, yb = x[batch], y[batch]
             if mix is None:
@@ -258,17 +285,55 @@ def train_arm(arm: str, seed: int, epochs: int, split) -> dict:
         if (epoch + 1) % 10 == 0 or epoch == 0:
             curve.append((epoch + 1, _accuracy(model, x_test, y_test)))
     return {"arm": arm, "seed": seed, "test_acc": _accuracy(model, x_test, y_test),
-            "test_acc_bn_recalibrated": _accuracy(_bn_recalibrated(model, x), x_test, y_test), "curve": curve}
+            "test_acc_bn_recalibrated": _accuracy(_bn_recalibrated(model, x), x_test, y_test), "curve": curve,
+            "phantom_train": phantom_probe(model, x, y, spans, seed),
+            "phantom_test": phantom_probe(model, x_test, y_test, split[5], seed)}
+
+
+def curves(path: str, out: str | None, every: tuple[int, ...] = (1, 5, 10, 20, 30, 50, 75, 100)) -> dict:
+    """Per-epoch test accuracy and training loss of a ``compare.json``: a table (mean ± std over seeds), and a PNG."""
+    result = json.loads(open(path).read())
+    table = {}
+    for spec, m in result["methods"].items():
+        acc, loss = np.asarray(m["curves"]["score"]), np.asarray(m["curves"]["train_loss"])
+        epochs = [e for e in every if e <= acc.shape[1]]
+        table[spec] = {e: {"test_acc": (float(acc[:, e - 1].mean()), float(acc[:, e - 1].std(ddof=1))),
+                           "train_loss": (float(loss[:, e - 1].mean()), float(loss[:, e - 1].std(ddof=1)))}
+                       for e in epochs}
+        table[spec]["peak"] = {"epoch": int(acc.mean(0).argmax()) + 1, "test_acc": float(acc.mean(0).max())}
+    if out:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 3.6))
+        left, right = fig.subplots(1, 2)
+        for spec, m in result["methods"].items():
+            for ax, key in ((left, "score"), (right, "train_loss")):
+                values = np.asarray(m["curves"][key])
+                mean, std = values.mean(0), values.std(0, ddof=1)
+                x = np.arange(1, len(mean) + 1)
+                ax.plot(x, mean, label=spec)
+                ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        left.set(xlabel="epoch", ylabel="test accuracy (clean)", ylim=(0.6, 1.0))
+        right.set(xlabel="epoch", ylabel="training loss (mixed batches)", yscale="log")
+        left.legend(fontsize=8)
+        fig.suptitle(f"{result['methods'][next(iter(result['methods']))]['data']}: mean ± std over "
+                     f"{len(result['seeds'])} seeds", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out, dpi=80)
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("stats", "digits-stats", "train"))
+    parser.add_argument("what", choices=("stats", "digits-stats", "train", "curves"))
+    parser.add_argument("--compare-json", default=None, help="curves: a compare.json")
+    parser.add_argument("--png", default=None, help="curves: the PNG to write")
     parser.add_argument("--methods", default="cutmix,fmix,mixup", help="stats: mix SPECs")
     parser.add_argument("--draws", type=int, default=200, help="stats: batches of 64")
     parser.add_argument("--arms", default="none,cutmix,cutmix-digit", help="train: arms")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=0.05, help="train: peak learning rate")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -276,23 +341,29 @@ def main() -> None:
         result = stats(args)
     elif args.what == "digits-stats":
         result = digits_stats(args)
+    elif args.what == "curves":
+        result = curves(args.compare_json, args.png)
     else:
         split = training_split()
         runs = []
         for arm in args.arms.split(","):
             for seed in range(args.seeds):
                 tick = time.perf_counter()
-                run = train_arm(arm, seed, args.epochs, split)
+                run = train_arm(arm, seed, args.epochs, split, args.lr)
                 run["seconds"] = time.perf_counter() - tick
                 runs.append(run)
                 print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
-        result = {"epochs": args.epochs, "runs": runs, "arms": {}}
+        result = {"epochs": args.epochs, "lr": args.lr, "runs": runs, "arms": {}}
         for arm in args.arms.split(","):
             accs = [r["test_acc"] for r in runs if r["arm"] == arm]
             bn = [r["test_acc_bn_recalibrated"] for r in runs if r["arm"] == arm]
+            phantom = {k: float(np.mean([r[k]["partner_prob"] for r in runs if r["arm"] == arm]))
+                       for k in ("phantom_train", "phantom_test")}
             result["arms"][arm] = {"test_acc_mean": float(np.mean(accs)), "test_acc_std": float(np.std(accs, ddof=1))
                                    if len(accs) > 1 else 0.0, "bn_recalibrated_mean": float(np.mean(bn)),
-                                   "bn_recalibrated_std": float(np.std(bn, ddof=1)) if len(bn) > 1 else 0.0}
+                                   "bn_recalibrated_std": float(np.std(bn, ddof=1)) if len(bn) > 1 else 0.0,
+                                   "partner_prob_phantom_train": phantom["phantom_train"],
+                                   "partner_prob_phantom_test": phantom["phantom_test"]}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
