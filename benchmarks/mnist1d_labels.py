@@ -6,6 +6,7 @@ sheared and resampled to 40 points: the digit covers about 6-9 of the 40 points 
 noise. This script regenerates the data set with the ``mnist1d`` package's generator (the same
 seed as ``--data mnist1d``), records where each digit lies, and
 
+0. ``check``: checks mixmask's 1-D path on real training batches (output, ``lam``, targets);
 1. ``stats``: draws mixmask's CutMix / FMix masks on real training batches and compares the label
    weight of the own digit (``lam``, the mask mean) with the share of the two digits that is
    actually visible in the mixed signal;
@@ -15,7 +16,8 @@ seed as ``--data mnist1d``), records where each digit lies, and
    each digit), several seeds, and evaluates each model as trained and after re-estimating the
    batch-norm statistics on clean data (the evaluation-mode suspect).
 
-    .venv/bin/python benchmarks/mnist1d_labels.py stats
+    .venv/bin/python benchmarks/mnist1d_labels.py check                # the 1-D path on real batches
+    .venv/bin/python benchmarks/mnist1d_labels.py stats --png spans.png  # --png: signals with their digit shaded
     .venv/bin/python benchmarks/mnist1d_labels.py digits-stats     # the same on --data digits, for contrast
     .venv/bin/python benchmarks/mnist1d_labels.py curves --compare-json runs/cmp/compare.json --png curves.png
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/mnist1d_labels.py train --arms none,cutmix,cutmix-digit \\
@@ -43,10 +45,11 @@ from mixmask.train.spec import parse_mix
 LENGTH = 40
 
 
-def digit_spans(num_samples: int = 5000, seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def digit_spans(num_samples: int = 5000, seed: int = 42, **overrides) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regenerate MNIST-1D; return signals ``(N, 40)``, labels ``(N,)`` and digit intervals ``(N, 2)``.
 
-    Train then test order, as ``--data mnist1d`` has them. The package's ``pad``, ``translate`` and
+    Train then test order, as ``--data mnist1d`` has them; ``overrides`` change the generator's
+    arguments (``corr_noise_scale=0`` ...: the tests check the intervals on noiseless signals). The package's ``pad``, ``translate`` and
     the final ``np.random.permutation`` are wrapped (not replaced): the padding length, the shift
     and the shuffle are read from what they return, so the draws and the signals are unchanged.
     An interval is where the 12 template points land in the 40-point signal.
@@ -80,6 +83,8 @@ def digit_spans(num_samples: int = 5000, seed: int = 42) -> tuple[np.ndarray, np
 
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, seed
+    for key, value in overrides.items():
+        setattr(args, key, value)
     np_state, py_state = np.random.get_state(), random.getstate()
     T.pad, T.translate, np.random.permutation = recording_pad, recording_translate, recording_permutation
     try:
@@ -194,6 +199,59 @@ def digits_stats(args: argparse.Namespace) -> dict:
     for spec in args.methods.split(","):
         result["methods"][spec] = _draws(spec, x, y, args.draws, ink)
     return result
+
+
+def check(args: argparse.Namespace) -> dict:
+    """The 1-D path on 256 real training signals: each method's output against ``M * x[i] + (1 - M) * x[j[i]]``.
+
+    Through the public call and through ``sample`` + ``apply(inplace=True, workspace=)`` as the training
+    loop calls them; also ``lam`` against the mask mean and the targets against ``lam`` / ``1 - lam``.
+    """
+    data = load_mnist1d()
+    x, y = data.train.inputs[:256], data.train.targets[:256]
+    result = {"signals": len(y), "methods": {}}
+    for spec in args.methods.split(","):
+        mix = parse_mix(spec, num_classes=10, seed=0)
+        public = mix(x, y)
+        params = mix.sample(x, y, generator=torch.Generator().manual_seed(0))
+        loop = mix.apply(params, x.clone(), y, num_classes=10, inplace=True, workspace=torch.empty_like(x))
+        result["methods"][spec] = {"public_call": _errors(public.params, x, y, public.inputs, public.targets),
+                                   "sample_apply_inplace": _errors(params, x, y, loop.inputs, loop.targets)}
+    return result
+
+
+def _errors(params, x: torch.Tensor, y: torch.Tensor, mixed: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Largest gaps of a mixed ``(B, 1, L)`` batch and its ``(B, 10)`` targets from what the draw defines."""
+    m = params.mask.double()
+    m = m.view(len(x), 1, 1) if m.ndim == 1 else m.view(len(x), 1, -1)  # MixUp: one weight per sample
+    expected = m * x.double() + (1 - m) * x[params.index].double()
+    lam = params.lam.double()
+    onehot = F.one_hot(y, 10).double()
+    want = lam[:, None] * onehot + (1 - lam)[:, None] * onehot[params.index]
+    return {"max_abs_output_error": float((mixed.double() - expected).abs().max()),
+            "max_abs_lam_minus_mask_mean": float((lam - m.expand(-1, 1, x.shape[-1]).mean((1, 2))).abs().max()),
+            "max_abs_target_error": float((targets.double() - want).abs().max()),
+            "max_abs_row_sum_minus_1": float((targets.double().sum(1) - 1).abs().max()),
+            "pairs_of_two_classes": int((y != y[params.index]).sum())}
+
+
+def spans_png(path: str, count: int = 12) -> None:
+    """The first ``count`` training signals of the 400 with their digit interval shaded."""
+    from matplotlib.figure import Figure
+
+    x, y, spans, *_ = training_split()
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(2, count // 2, sharey=True)
+    for i, ax in enumerate(axes.flat):
+        ax.plot(x[i, 0].numpy(), color="black", lw=1)
+        ax.axvspan(float(spans[i, 0]), float(spans[i, 1]), color="tab:green", alpha=0.25)
+        ax.set_title(f"digit {int(y[i])}: points {float(spans[i, 0]):.1f}-{float(spans[i, 1]):.1f}", fontsize=8)
+        ax.set_xticks([0, 39])
+        ax.tick_params(labelsize=7)
+    fig.suptitle("MNIST-1D training signals (--train-size 500 --val-fraction 0.2) and where their digit template "
+                 "lies (green); the rest is padding turned into noise", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def _bn_recalibrated(model, x: torch.Tensor) -> torch.nn.Module:
@@ -325,10 +383,10 @@ def curves(path: str, out: str | None, every: tuple[int, ...] = (1, 5, 10, 20, 3
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("stats", "digits-stats", "train", "curves"))
+    parser.add_argument("what", choices=("check", "stats", "digits-stats", "train", "curves"))
     parser.add_argument("--compare-json", default=None, help="curves: a compare.json")
-    parser.add_argument("--png", default=None, help="curves: the PNG to write")
-    parser.add_argument("--methods", default="cutmix,fmix,mixup", help="stats: mix SPECs")
+    parser.add_argument("--png", default=None, help="curves, stats: the PNG to write")
+    parser.add_argument("--methods", default="cutmix,fmix,mixup", help="check, stats, digits-stats: mix SPECs")
     parser.add_argument("--draws", type=int, default=200, help="stats: batches of 64")
     parser.add_argument("--arms", default="none,cutmix,cutmix-digit", help="train: arms")
     parser.add_argument("--seeds", type=int, default=3)
@@ -337,8 +395,12 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.what == "stats":
+    if args.what == "check":
+        result = check(args)
+    elif args.what == "stats":
         result = stats(args)
+        if args.png:
+            spans_png(args.png)
     elif args.what == "digits-stats":
         result = digits_stats(args)
     elif args.what == "curves":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,6 @@ from mixmask.train.augment import PAD, Augmented, build_augment, parse_augment
 from mixmask.train.config import PRESETS, pick_samples
 
 pytest.importorskip("sklearn")
-
-
 
 
 def _fake_cifar(root: Path, per_batch: int = 10) -> Path:
@@ -196,6 +196,27 @@ def test_cifar_paper_preset_on_a_fake_cifar_folder(tmp_path, capsys):
     assert (config["model"], config["epochs"], config["batch_size"]) == ("preact_resnet18:width=4", 1, 16)
     assert config["preset"] == "cifar-paper" and config["augment"] == "crop,flip"
     assert json.loads((out / "summary.json").read_text())["test_size"] == 10
+
+
+def test_the_cifar_compare_line_of_the_docs_runs_on_a_fake_folder(tmp_path, capsys, monkeypatch):
+    """docs/train.md's CIFAR-10 command as written (``~/data``, the preset, every SPEC), with the run made small."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "train.md").read_text()
+    line = re.search(r"```bash\n(mixmask compare --data cifar10:~/data --preset cifar-paper .*?)```", text, re.S)
+    argv = shlex.split(line.group(1).replace("\\\n", " "))
+    assert argv[:2] == ["mixmask", "compare"] and "--preset" in argv
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    _fake_cifar(tmp_path / "data" / "cifar-10-batches-py", per_batch=20)
+    small = ["--model", "preact_resnet18:width=4", "--epochs", "1", "--batch-size", "32", "--seeds", "1",
+             "--workers", "0", "--no-progress"]
+    assert main(argv[1:] + small) == 0
+    out = tmp_path / "runs" / "cifar-paper"
+    assert "Split: 90 train / 10 val / 20 test samples" in (out / "compare.md").read_text()
+    result = json.loads((out / "compare.json").read_text())
+    assert list(result["methods"]) == ["none", "mixup", "cutmix", "fmix"]
+    config = result["config"]
+    assert (config["preset"], config["augment"], config["lr"], config["optimizer"]) == ("cifar-paper", "crop,flip",
+                                                                                         0.1, "sgd")
 
 
 def test_preset_values_and_unknown_preset(tmp_path, capsys):
