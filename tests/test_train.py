@@ -160,11 +160,12 @@ def test_one_epoch_user_folders(tmp_path):
         for i in range(12):
             pixels = (rng.random((20 + i, 24, 3)) * 80 + 100 * k).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
-    summary = train(TrainConfig(data=f"folder:{root}", mix="mixup", out=str(tmp_path / "a"), **TINY))
+    whole = {**TINY, "train_size": None, "test_size": None}  # 19 + 5 images: smaller than TINY's sizes
+    summary = train(TrainConfig(data=f"folder:{root}", mix="mixup", out=str(tmp_path / "a"), **whole))
     assert summary["test_size"] == 5 and summary["per_class"]["cats"]["support"] >= 2
     _check_outputs(tmp_path / "a")
     seg = write_shapes(tmp_path / "seg", count=10, size=32, seed=0)
-    train(TrainConfig(data=f"seg-folder:{seg}", mix="cutmix", out=str(tmp_path / "b"), **TINY))
+    train(TrainConfig(data=f"seg-folder:{seg}", mix="cutmix", out=str(tmp_path / "b"), **whole))
     _check_outputs(tmp_path / "b", segmentation=True)
 
 
