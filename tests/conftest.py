@@ -95,6 +95,17 @@ def naive_dense_targets(ids: torch.Tensor, params: MixParams, num_classes: int |
     return out.float()
 
 
+def cli_error(capsys, argv: list[str]) -> str:
+    """Run the CLI, expect exit code 2 and one error line ``mixmask <cmd>: error: ...``; return it."""
+    from mixmask.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mixmask {argv[0]}: error: "), err
+    return lines[0]
+
+
 # The Keras layer tests run in one subprocess per backend (tests/test_keras_backends.py sets this).
 if os.environ.get("MIXMASK_KERAS_TESTS") != "1":
     collect_ignore_glob = ["keras/*"]

@@ -9,7 +9,7 @@ import pytest
 from mixmask.cli.main import main
 from mixmask.train.spec import spec_slug
 
-COMMON = ["compare", "--subset", "30", "--epochs", "1", "--batch-size", "16", "--no-progress"]
+COMMON = ["compare", "--train-size", "30", "--test-size", "15", "--epochs", "1", "--batch-size", "16", "--no-progress"]
 
 
 def test_compare_runs_each_spec_and_seed_then_skips_finished_runs(tmp_path, capsys):
@@ -68,7 +68,7 @@ def test_compare_refuses_a_folder_made_with_another_config(tmp_path, capsys):
 
 def test_compare_segmentation_ranks_by_mean_iou(tmp_path):
     out = tmp_path / "seg"
-    assert main(["compare", "--data", "shapes", "--model", "unet:width=8", "--subset", "20", "--epochs", "1",
+    assert main(["compare", "--data", "shapes", "--model", "unet:width=8", "--train-size", "20", "--test-size", "10", "--epochs", "1",
                  "--batch-size", "8", "--no-progress", "--mix", "none,cutmix", "--seeds", "1", "--out", str(out)]) == 0
     result = json.loads((out / "compare.json").read_text())
     assert result["metric"] == "test_miou"

@@ -72,3 +72,23 @@ def test_preview_mixed_rows_match_kernel():
     keep = params.mask[:, None].expand_as(images)
     assert torch.equal(mixed[keep], images[keep])
     assert torch.equal(mixed[~keep], images[params.index][~keep])
+
+
+def test_signal_preview_of_real_mnist1d_batches(tmp_path):
+    pytest.importorskip("mnist1d")
+    out = tmp_path / "signals.png"
+    assert main(["preview", "--data", "mnist1d", "--count", "3", "--methods", "cutmix,gridmask", "--out",
+                 str(out)]) == 0
+    with PIL.open(out) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_signal_preview_refuses_bad_batches_and_mixed_options(tmp_path, capsys):
+    from mixmask.viz.previews import save_signal_preview
+
+    with pytest.raises(MixMaskError, match=r"float \(B >= 2, C, L\)"):
+        save_signal_preview(tmp_path / "x.png", torch.zeros(1, 1, 40), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(MixMaskError, match=r"\(2,\) labels"):
+        save_signal_preview(tmp_path / "x.png", torch.zeros(2, 1, 40), torch.zeros(3, dtype=torch.long))
+    assert main(["preview", "--data", "mnist1d", "--task", "segmentation", "--out", str(tmp_path / "y.png")]) == 2
+    assert "classification data set" in capsys.readouterr().err

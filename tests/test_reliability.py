@@ -22,6 +22,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import cli_error
+
 from mixmask import MixMaskError
 from mixmask.cli.main import main
 from mixmask.data import ClassFolder, ImageMaskFolder
@@ -29,16 +31,9 @@ from mixmask.resources import check_writable, format_bytes
 from mixmask.train import TrainConfig, load_data, train
 from mixmask.train import records as records_module
 
-TINY = dict(subset=40, epochs=2, batch_size=16, progress=False, mix="cutmix", seed=1)
+TINY = dict(train_size=40, test_size=20, epochs=2, batch_size=16, progress=False, mix="cutmix", seed=1)
 
 
-def _error(capsys, argv: list[str]) -> str:
-    """Run the CLI, expect exit code 2 and one error line; return it."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"mixmask {argv[0]}: error: "), err
-    return lines[0]
 
 
 # -- untrusted files ---------------------------------------------------------------------------
@@ -70,7 +65,7 @@ def test_a_cifar_batch_that_runs_a_command_is_refused_unrun(tmp_path, capsys):
     root = _cifar(tmp_path / "c", lambda name, batch: hostile if name == "data_batch_3" else None)
     with pytest.raises(MixMaskError, match="data_batch_3.*names posix.system, which a CIFAR batch never holds"):
         load_data(f"cifar10:{root}")
-    message = _error(capsys, ["train", "--data", f"cifar10:{root}", "--out", str(tmp_path / "run")])
+    message = cli_error(capsys, ["train", "--data", f"cifar10:{root}", "--out", str(tmp_path / "run")])
     assert "posix.system" in message
     assert not marker.exists() and not (tmp_path / "run").exists()
     nested = {b"data": np.zeros((4, 3072), np.uint8), b"labels": [_Payload(marker)] * 4}
@@ -126,7 +121,7 @@ def test_cifar_batches_of_every_pickle_protocol_read(tmp_path, writer):
 ])
 def test_bad_cifar_contents_are_named_before_anything_is_written(tmp_path, capsys, content, words):
     root = _cifar(tmp_path / "c", lambda name, batch: pickle.dumps(content) if name == "data_batch_2" else None)
-    message = _error(capsys, ["train", "--data", f"cifar10:{root}", "--out", str(tmp_path / "run")])
+    message = cli_error(capsys, ["train", "--data", f"cifar10:{root}", "--out", str(tmp_path / "run")])
     for word in words + ["data_batch_2"]:
         assert word in message
     assert not (tmp_path / "run").exists()
@@ -136,7 +131,7 @@ def test_a_checkpoint_that_runs_a_command_is_refused_unrun(tmp_path, capsys):
     out, marker = tmp_path / "run", tmp_path / "ran"
     out.mkdir()
     torch.save({"epoch": 1, "model": _Payload(marker)}, out / "last.pt")
-    message = _error(capsys, ["train", "--resume", "--out", str(out), "--subset", "40", "--no-progress"])
+    message = cli_error(capsys, ["train", "--resume", "--out", str(out), "--train-size", "40", "--test-size", "20", "--no-progress"])
     assert "last.pt" in message and "refused unrun" in message and "posix.system" in message
     assert not marker.exists() and sorted(p.name for p in out.iterdir()) == ["last.pt"]
 
@@ -167,7 +162,7 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys, monkey
     (tmp_path / "a-file").write_text("x")
     argv = [a.replace("{file}", str(tmp_path / "a-file")) for a in argv]
     option = next(a for a in argv if a.startswith("--") and a != "--sizes")
-    message = _error(capsys, argv)
+    message = cli_error(capsys, argv)
     assert option in message and ("/proc" in message or "a-file" in message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
@@ -189,12 +184,12 @@ def test_the_write_check_leaves_nothing_behind(tmp_path):
 # -- devices and values ------------------------------------------------------------------------
 def test_a_cuda_device_that_is_not_there_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert "no CUDA device" in _error(capsys, ["train", "--device", "cuda", "--out", str(tmp_path / "r")])
+    assert "no CUDA device" in cli_error(capsys, ["train", "--device", "cuda", "--out", str(tmp_path / "r")])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert "has 1 CUDA device(s), cuda:0 to cuda:0" in _error(capsys, ["train", "--device", "cuda:3", "--out",
+    assert "has 1 CUDA device(s), cuda:0 to cuda:0" in cli_error(capsys, ["train", "--device", "cuda:3", "--out",
                                                                        str(tmp_path / "r")])
-    assert "auto, cpu, cuda or cuda:N" in _error(capsys, ["train", "--device", "tpu", "--out", str(tmp_path / "r")])
+    assert "auto, cpu, cuda or cuda:N" in cli_error(capsys, ["train", "--device", "tpu", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
 
 
@@ -211,7 +206,7 @@ def test_a_cuda_device_that_is_not_there_is_refused(tmp_path, capsys, monkeypatc
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, args, words):
     out = tmp_path / "run"
-    assert words in _error(capsys, ["train", "--out", str(out), "--subset", "40", *args])
+    assert words in cli_error(capsys, ["train", "--out", str(out), "--train-size", "40", "--test-size", "20", *args])
     assert not out.exists()
 
 
@@ -219,13 +214,13 @@ def test_bench_sizes_beyond_memory_are_refused_before_running(capsys, monkeypatc
     import mixmask.bench.runner as bench_runner
 
     monkeypatch.setattr(bench_runner, "run_bench", lambda *a, **k: pytest.fail("the benchmark started"))
-    message = _error(capsys, ["bench", "--sizes", "2x3x8x8,10000x3x2000x5000", "--quiet"])
+    message = cli_error(capsys, ["bench", "--sizes", "2x3x8x8,10000x3x2000x5000", "--quiet"])
     assert "--sizes 10000x3x2000x5000 needs about" in message and "TiB" in message
 
 
 def test_preview_memory_is_estimated_before_allocating(tmp_path, capsys):
     for task in ("classification", "segmentation"):
-        message = _error(capsys, ["preview", "--task", task, "--size", "100000", "--out", str(tmp_path / "p.png")])
+        message = cli_error(capsys, ["preview", "--task", task, "--size", "100000", "--out", str(tmp_path / "p.png")])
         assert "--size 100000 (4 images of 100000x100000) needs about 3.6 TiB of memory" in message
     assert not (tmp_path / "p.png").exists()
 
@@ -255,7 +250,7 @@ def test_decompression_bombs_are_named_by_every_reader(tmp_path, capsys):
     for argv in (["data", "check", str(seg)],
                  ["train", "--data", f"seg-folder:{seg}", "--out", str(tmp_path / "run")],
                  ["preview", "--images", str(seg / "0.png"), str(seg / "1.png"), "--out", str(tmp_path / "p.png")]):
-        message = _error(capsys, argv)
+        message = cli_error(capsys, argv)
         assert "0.png" in message and "decompression bomb" in message and "1600000000 pixels" in message
     classes = tmp_path / "classes"
     for k in range(2):
@@ -263,7 +258,7 @@ def test_decompression_bombs_are_named_by_every_reader(tmp_path, capsys):
         for i in range(3):
             Image.fromarray(np.full((8, 8, 3), 40 * k, np.uint8)).save(classes / f"c{k}" / f"{i}.png")
     _png_header(classes / "c1" / "big.png", 10000, 10000)  # above MAX_IMAGE_PIXELS: Pillow only warns
-    message = _error(capsys, ["train", "--data", f"folder:{classes}", "--out", str(tmp_path / "run")])
+    message = cli_error(capsys, ["train", "--data", f"folder:{classes}", "--out", str(tmp_path / "run")])
     assert "'c1/big.png'" in message and "100000000 pixels" in message
     assert not (tmp_path / "run").exists() and not (tmp_path / "p.png").exists()
 
@@ -276,7 +271,7 @@ def test_every_problem_of_a_folder_is_reported_in_one_pass_with_its_cause(tmp_pa
     (root / "2.png").symlink_to(root / "gone.png")  # a broken link: its mask is not "without an image"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "lonely.png")
     (root / "3_mask.png").unlink()
-    message = _error(capsys, ["data", "check", str(root)])
+    message = cli_error(capsys, ["data", "check", str(root)])
     assert "'lonely.png', '3.png'" in message or "'3.png', 'lonely.png'" in message
     assert f"'2.png' (a broken symbolic link to {str(root / 'gone.png')!r})" in message
     assert "failed to decode" in message and f"{str(truncated)!r}" in message and "truncated" in message
@@ -298,7 +293,7 @@ def test_ids_that_make_too_many_classes_are_refused_before_training(tmp_path, ca
     mask[0, 0] = 60000
     Image.fromarray(mask.astype(np.uint16)).save(root / "0_mask.png")
     monkeypatch.setattr(resources, "available_memory", lambda device="cpu": 8 << 30)
-    message = _error(capsys, ["train", "--data", f"seg-folder:{root}", "--out", str(tmp_path / "run"),
+    message = cli_error(capsys, ["train", "--data", f"seg-folder:{root}", "--out", str(tmp_path / "run"),
                               "--batch-size", "4"])
     assert "60001 classes (ids 0 to 60000" in message and "8.0 GiB is available" in message
     assert "unlabelled pixels must be 255" in message and not (tmp_path / "run").exists()
@@ -306,7 +301,7 @@ def test_ids_that_make_too_many_classes_are_refused_before_training(tmp_path, ca
 
 def test_data_shapes_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep")
-    message = _error(capsys, ["data", "shapes", "--out", str(tmp_path), "--count", "2", "--size", "16"])
+    message = cli_error(capsys, ["data", "shapes", "--out", str(tmp_path), "--count", "2", "--size", "16"])
     assert "holds 1 entry" in message and "--overwrite" in message
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
     assert main(["data", "shapes", "--out", str(tmp_path), "--count", "2", "--size", "16", "--overwrite"]) == 0
@@ -342,19 +337,19 @@ def test_a_damaged_last_checkpoint_is_a_clear_error(tmp_path, capsys, straight, 
     out.mkdir()
     data = (straight / "last.pt").read_bytes()
     (out / "last.pt").write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
-    argv = ["train", "--resume", "--out", str(out), "--subset", "40", "--epochs", "2", "--batch-size", "16",
+    argv = ["train", "--resume", "--out", str(out), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16",
             "--mix", "cutmix", "--seed", "1", "--no-progress"]
-    message = _error(capsys, argv)
+    message = cli_error(capsys, argv)
     assert f"{str(out / 'last.pt')!r}" in message and "cannot be read" in message
-    assert ("0 bytes" in message) == (damage == "empty")
+    assert ("(0 bytes:" in message) == (damage == "empty")  # "(0 bytes", not the end of "(336510 bytes"
 
 
 def test_resuming_with_another_thread_count_is_refused(tmp_path, capsys, straight, monkeypatch):
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
-    argv = ["train", "--resume", "--out", str(straight), "--subset", "40", "--epochs", "2", "--batch-size", "16",
+    argv = ["train", "--resume", "--out", str(straight), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16",
             "--mix", "cutmix", "--seed", "1", "--no-progress"]
-    message = _error(capsys, argv)
+    message = cli_error(capsys, argv)
     assert f"threads: saved {threads}, now {threads + 1}" in message and "--threads" in message
 
 
@@ -371,9 +366,9 @@ def test_a_full_disk_is_one_error_and_the_run_resumes(tmp_path, capsys, straight
         return saved(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(records_module.torch, "save", full_disk)
-    argv = ["train", "--out", str(out), "--subset", "40", "--epochs", "2", "--batch-size", "16", "--mix", "cutmix",
+    argv = ["train", "--out", str(out), "--train-size", "40", "--test-size", "20", "--epochs", "2", "--batch-size", "16", "--mix", "cutmix",
             "--seed", "1", "--no-progress"]
-    message = _error(capsys, argv)
+    message = cli_error(capsys, argv)
     assert "No space left on device" in message and "epoch 1 complete (last.pt)" in message
     assert "--resume" in message
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1 and not list(out.glob(".tmp.*"))

@@ -20,7 +20,7 @@ from mixmask.train.runner import Interrupt, _splits
 from mixmask.train.schedules import lr_at, lr_curve
 from mixmask.train.spec import spec_slug, split_specs
 
-TINY = dict(subset=40, epochs=1, batch_size=16, progress=False)
+TINY = dict(train_size=40, test_size=20, epochs=1, batch_size=16, progress=False)
 
 
 # -- mix specs ---------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_one_epoch_timm(tmp_path):
 
 
 def test_one_epoch_shapes_segmentation(tmp_path):
-    summary = train(TrainConfig(data="shapes", model="unet:width=8", mix="mixup", out=str(tmp_path), subset=20,
+    summary = train(TrainConfig(data="shapes", model="unet:width=8", mix="mixup", out=str(tmp_path), train_size=20, test_size=10,
                                 epochs=1, batch_size=8, progress=False))
     assert summary["model"] == "unet:width=8"
     assert set(summary["test_iou_per_class"]) == {"background", "rectangle", "ellipse", "triangle"}
@@ -160,11 +160,12 @@ def test_one_epoch_user_folders(tmp_path):
         for i in range(12):
             pixels = (rng.random((20 + i, 24, 3)) * 80 + 100 * k).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
-    summary = train(TrainConfig(data=f"folder:{root}", mix="mixup", out=str(tmp_path / "a"), **TINY))
+    whole = {**TINY, "train_size": None, "test_size": None}  # 19 + 5 images: smaller than TINY's sizes
+    summary = train(TrainConfig(data=f"folder:{root}", mix="mixup", out=str(tmp_path / "a"), **whole))
     assert summary["test_size"] == 5 and summary["per_class"]["cats"]["support"] >= 2
     _check_outputs(tmp_path / "a")
     seg = write_shapes(tmp_path / "seg", count=10, size=32, seed=0)
-    train(TrainConfig(data=f"seg-folder:{seg}", mix="cutmix", out=str(tmp_path / "b"), **TINY))
+    train(TrainConfig(data=f"seg-folder:{seg}", mix="cutmix", out=str(tmp_path / "b"), **whole))
     _check_outputs(tmp_path / "b", segmentation=True)
 
 
@@ -197,7 +198,7 @@ def test_cifar_loader_reads_python_batches(tmp_path):
 
 # -- resume ------------------------------------------------------------------------------------
 def test_resume_after_interrupted_epoch_repeats_the_uninterrupted_run(tmp_path):
-    base = dict(subset=60, epochs=2, batch_size=16, progress=False, mix="choice(mixup,cutmix)", seed=4)
+    base = dict(train_size=60, test_size=30, epochs=2, batch_size=16, progress=False, mix="choice(mixup,cutmix)", seed=4)
     train(TrainConfig(out=str(tmp_path / "straight"), **base))
 
     def stop(epoch, step):
@@ -233,7 +234,7 @@ def test_resume_after_interrupted_epoch_repeats_the_uninterrupted_run(tmp_path):
 ])
 def test_bad_input_is_a_clear_error_before_training(tmp_path, capsys, args, words):
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), "--no-progress", "--subset", "40", *args]) == 2
+    assert main(["train", "--out", str(out), "--no-progress", "--train-size", "40", "--test-size", "20", *args]) == 2
     err = capsys.readouterr().err
     for word in words:
         assert word in err
@@ -252,7 +253,7 @@ def test_cifar_path_without_batches_and_empty_class_folder(tmp_path, capsys):
 
 def test_resume_with_another_config_or_without_resume_is_refused(tmp_path, capsys):
     out = str(tmp_path / "run")
-    common = ["train", "--out", out, "--no-progress", "--subset", "40", "--epochs", "1", "--batch-size", "16"]
+    common = ["train", "--out", out, "--no-progress", "--train-size", "40", "--test-size", "20", "--epochs", "1", "--batch-size", "16"]
     assert main(common) == 0
     before = (tmp_path / "run" / "last.pt").stat().st_mtime_ns
     assert main(common + ["--mix", "cutmix", "--resume"]) == 2
@@ -277,7 +278,7 @@ def test_kfold_run_writes_each_fold_and_out_of_fold_accuracy(tmp_path):
 def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "mixmask.cli.main", "train", "--subset", "64", "--epochs", "1", "--batch-size", "8",
+               "-m", "mixmask.cli.main", "train", "--train-size", "64", "--test-size", "32", "--epochs", "1", "--batch-size", "8",
                "--mix", "cutmix", "--no-progress", "--out", str(tmp_path)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

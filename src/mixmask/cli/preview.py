@@ -7,6 +7,8 @@ import argparse
 from mixmask.errors import MixMaskError
 
 METHODS = ("mixup", "cutmix", "fmix", "gridmask")
+#: ``--data`` values: 1-D data sets of ``mixmask train`` whose real signals can be previewed.
+SIGNAL_DATA = ("mnist1d",)
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -25,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="classification: photos and masks; segmentation: images, id maps and mixed maps")
     parser.add_argument("--methods", type=_methods, default=METHODS, help="comma-separated (default: all)")
     parser.add_argument("--images", nargs="+", metavar="FILE", help="your own image files (default: bundled photos)")
+    parser.add_argument("--data", default=None, choices=SIGNAL_DATA, help="classification: --count real training "
+                        "signals of this data set instead of photos, drawn as 1-D curves with each mixed sample's "
+                        "label weights (mnist1d)")
     parser.add_argument("--count", type=int, default=4, help="samples per row (default: 4)")
     parser.add_argument("--size", type=int, default=224, help="side of the square images (default: 224; about 100 "
                         "bytes of memory per pixel of the batch, checked before anything is drawn)")
@@ -51,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
     count = 4 if args.task == "segmentation" else (len(args.images) if args.images else args.count)
     check_memory(BYTES_PER_PIXEL * count * args.size ** 2, f"--size {args.size} ({count} images of "
                  f"{args.size}x{args.size})", "choose a smaller --size")
+    if args.data is not None:
+        if args.task != "classification" or args.images:
+            raise MixMaskError(f"--data {args.data} previews classification signals; drop --images and --task "
+                               f"{args.task}" if args.images else f"--data {args.data} is a classification data set, "
+                               f"but got --task {args.task}")
+        return _signals(args)
     if args.task == "segmentation":
         from mixmask.viz.segmentation import save_segmentation_preview
 
@@ -64,5 +75,24 @@ def run(args: argparse.Namespace) -> int:
             raise MixMaskError(f"expected at least 2 images to mix, but got {images.shape[0]}")
         path = save_classification_preview(args.out, images, methods=args.methods, seed=args.seed,
                                            alpha=args.alpha, decay_power=args.decay_power)
+    print(path)
+    return 0
+
+
+def _signals(args: argparse.Namespace) -> int:
+    """``--data mnist1d``: ``--count`` training signals (seeded choice), mixed by each method, as curves."""
+    import torch
+
+    from mixmask.data.classification import load_mnist1d
+    from mixmask.viz.previews import save_signal_preview
+
+    data = load_mnist1d()
+    inputs, labels = data.train.inputs, data.train.targets
+    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(args.seed))[:args.count]
+    path = save_signal_preview(args.out, inputs[chosen], labels[chosen], methods=args.methods, seed=args.seed,
+                               alpha=args.alpha, decay_power=args.decay_power,
+                               title=f"mixmask preview: {args.count} mnist1d training signals (seed {args.seed}); own "
+                               "x[i] blue, partner orange, mixed black; shading: mask keeps x[i] (blue) / takes "
+                               "x[j[i]] (orange); titles: label weights")
     print(path)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mixmask.train.config import PRESETS
+
 __all__ = ["add_parser", "add_training_arguments", "config_from_args", "set_threads"]
 
 
@@ -12,17 +14,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) ->
     """The arguments shared by ``train`` and ``compare`` (all but ``--mix``'s meaning and ``--seed``)."""
     parser.add_argument("--data", default="digits", help="digits (default), mnist1d, shapes, folder:PATH, "
                         "seg-folder:PATH or cifar10:PATH (CIFAR-10/100 python batches on disk)")
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS), help="start from a published "
+                        "protocol; options given on the command line override its values. cifar-paper: "
+                        + _preset_text("cifar-paper"))
     parser.add_argument("--model", default=None, help="cnn (default), preact_resnet18, unet (default for "
                         "segmentation) or timm:NAME (random init)")
     parser.add_argument("--mix", default="none", help=mix_help)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 10")
+    parser.add_argument("--batch-size", type=int, default=None, help="per process (default 64)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 for sgd, "
                         "0.001 for adamw)")
-    parser.add_argument("--optimizer", default="sgd", help="sgd (Nesterov momentum, default) or adamw")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--warmup-epochs", type=float, default=1.0)
+    parser.add_argument("--optimizer", default=None, help="sgd (Nesterov momentum, default) or adamw")
+    parser.add_argument("--momentum", type=float, default=None, help="default 0.9")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4")
+    parser.add_argument("--warmup-epochs", type=float, default=None, help="default 1")
     parser.add_argument("--warmup", default="linear", help="warm-up shape before the cosine: linear or exponential")
     parser.add_argument("--min-lr", type=float, default=0.0)
     parser.add_argument("--clip-grad", type=float, default=None, help="max gradient norm (default: no clipping)")
@@ -31,7 +36,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) ->
                         "validation split instead)")
     parser.add_argument("--fold", type=int, default=None, help="run only this fold of --folds")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--subset", type=int, default=None, help="keep at most N samples (quick runs)")
+    parser.add_argument("--train-size", "--subset", dest="train_size", type=int, default=None, metavar="N",
+                        help="keep N samples of the training pool (stratified) before the validation split or "
+                        "folds; the test split is never shrunk by it (--subset is the old name)")
+    parser.add_argument("--test-size", type=int, default=None, metavar="N", help="keep N samples of the test "
+                        "split (stratified), for quick runs (default: all)")
+    parser.add_argument("--augment", default=None, metavar="NAMES", help="per-sample augmentation of the "
+                        "training images before mixing: crop (4-pixel zero padding, random crop back), flip "
+                        "(horizontal, p=0.5), or crop,flip (default: none)")
     parser.add_argument("--tta", action="store_true", help="also report test accuracy with flip TTA")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1...")
@@ -52,11 +64,25 @@ def set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+def _preset_text(name: str) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in PRESETS[name].items())
+
+
 def config_from_args(args: argparse.Namespace, **overrides):
-    """A :class:`~mixmask.train.TrainConfig` from parsed arguments."""
+    """A :class:`~mixmask.train.TrainConfig` from parsed arguments.
+
+    Options left unset (None) take the ``--preset``'s value when it has one, else the
+    :class:`~mixmask.train.TrainConfig` default.
+    """
+    import dataclasses
+
     from mixmask.train import TrainConfig
 
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
+    preset = PRESETS.get(fields.get("preset") or "", {})
+    fields.update({k: v for k, v in preset.items() if fields.get(k) is None})
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    fields = {k: v for k, v in fields.items() if v is not None or defaults[k] is None}
     fields.update(overrides)
     return TrainConfig(**fields)
 

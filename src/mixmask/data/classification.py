@@ -69,6 +69,8 @@ class ClassificationData:
         task: ``"classification"`` or ``"segmentation"``.
         scale, mean, std: inputs are fed to the model as ``(x * scale - mean) / std`` per channel.
         ignore_index: id of unlabelled pixels (segmentation), or None.
+        source_sizes: ``(training pool, test split)`` sizes before ``--train-size`` / ``--test-size``
+            kept part of them (None: nothing was left out).
     """
 
     name: str
@@ -83,6 +85,7 @@ class ClassificationData:
     mean: list[float] = field(default_factory=lambda: [0.0])
     std: list[float] = field(default_factory=lambda: [1.0])
     ignore_index: int | None = None
+    source_sizes: tuple[int, int] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -90,8 +93,11 @@ class ClassificationData:
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary (sizes, shape, classes)."""
-        return {"name": self.name, "task": self.task, "train_size": len(self.train), "test_size": len(self.test),
-                "input_shape": list(self.input_shape), "classes": list(self.classes)}
+        described = {"name": self.name, "task": self.task, "train_size": len(self.train), "test_size": len(self.test),
+                     "input_shape": list(self.input_shape), "classes": list(self.classes)}
+        if self.source_sizes is not None:
+            described["source_train_size"], described["source_test_size"] = self.source_sizes
+        return described
 
 
 def stratified_split(targets: Tensor, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

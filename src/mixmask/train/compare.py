@@ -120,6 +120,7 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
             "curves": {"score": [[h[metric] for h in hist] for _, hist in rows],
                        "train_loss": [[h["train_loss"] for h in hist] for _, hist in rows]},
             "epochs": rows[0][0]["epochs"], "model": rows[0][0]["model"], "data": rows[0][0]["data"],
+            "split": _split_of(_run_dir(out, spec, seeds[0])),
         }
         if metric == "test_acc":
             methods[spec]["test_error_mean"] = 1.0 - mean
@@ -133,6 +134,30 @@ def summarize(out: Path, specs: list[str], seeds: list[int]) -> dict[str, Any]:
             "total_run_seconds": float(sum(sum(m["run_seconds"]) for m in methods.values()))}
 
 
+def _split_of(folder: Path) -> dict[str, Any]:
+    """The split sizes a run recorded in its ``config.json`` (train / val / test, and what was kept of what)."""
+    config = json.loads((folder / "config.json").read_text())
+    dataset = config.get("dataset", {})
+    split = dict(dataset.get("split", {}))
+    for key in ("train_size", "test_size", "source_train_size", "source_test_size"):
+        if key in dataset:
+            split[f"pool_{key}" if key == "train_size" else key] = dataset[key]
+    return split
+
+
+def _split_text(split: dict[str, Any]) -> str:
+    """``"400 train / 100 val / 1000 test samples (training pool: 500 of 4000, --train-size)"``."""
+    if not {"train", "val", "test"} <= set(split):
+        return "split sizes not recorded"
+    text = f"{split['train']} train / {split['val']} val / {split['test']} test samples"
+    kept = []
+    if "source_train_size" in split and split.get("pool_train_size") != split["source_train_size"]:
+        kept.append(f"training pool: {split['pool_train_size']} of {split['source_train_size']}, --train-size")
+    if "source_test_size" in split and split["test"] != split["source_test_size"]:
+        kept.append(f"test split: {split['test']} of {split['source_test_size']}, --test-size")
+    return text + (f" ({'; '.join(kept)})" if kept else "")
+
+
 def _write(out: Path, result: dict[str, Any]) -> None:
     from mixmask.train.records import atomic_write, save_json
     from mixmask.viz.training import plot_compare
@@ -143,9 +168,10 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     header = (f"data `{first['data']}`, model `{first['model']}`, {first['epochs']} epochs, seeds "
               f"{seeds[0]}..{seeds[-1]} ({len(seeds)} per method), training + evaluation time "
               f"{result['total_run_seconds'] / 60:.1f} min in all")
+    split = f"Split: {_split_text(first['split'])}."
     label = result["metric_label"]
     error = "test_error_mean" in first
-    lines = ["# mixmask compare", "", header, "",
+    lines = ["# mixmask compare", "", header, "", split, "",
              f"| mix | {label} (mean ± std) |" + (" test error |" if error else "") +
              f" gain over none | {label} at best val | s/epoch | mixing share of step |",
              "|---|---|" + ("---|" if error else "") + "---|---|---|---|"]

@@ -7,16 +7,25 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from mixmask.errors import MixMaskError
 
-__all__ = ["DATA_NAMES", "OPTIMIZERS", "TrainConfig", "check_device", "load_data"]
+__all__ = ["DATA_NAMES", "OPTIMIZERS", "PRESETS", "TrainConfig", "check_device", "load_data", "pick_samples"]
 
 #: Spellings of ``--data`` (``PATH`` is a folder on the user's disk).
 DATA_NAMES: tuple[str, ...] = ("digits", "mnist1d", "shapes", "folder:PATH", "seg-folder:PATH", "cifar10:PATH")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
+#: ``--preset NAME``: values of options the command line leaves unset (docs/train.md says where they come from).
+PRESETS: dict[str, dict[str, Any]] = {
+    # PreAct-ResNet-18 on CIFAR as in the FMix / OpenMixup tables: SGD 0.1, momentum 0.9, weight
+    # decay 5e-4, batch 128, 200 epochs, 4-pixel pad-and-crop + horizontal flip; no warm-up
+    "cifar-paper": {"model": "preact_resnet18", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                    "weight_decay": 5e-4, "epochs": 200, "batch_size": 128, "warmup_epochs": 0.0,
+                    "augment": "crop,flip"},
+}
 #: Fields that may differ between a run and its resumption (they do not change the results).
 RUNTIME_FIELDS: tuple[str, ...] = ("out", "resume", "workers", "device", "progress", "fold")
 
@@ -67,7 +76,14 @@ class TrainConfig:
         folds, fold: stratified K-fold of the training pool (0: no folds, a validation split instead);
             ``fold`` runs one fold only.
         val_fraction: share of the training pool held out for validation when ``folds == 0``.
-        subset: keep at most this many training-pool and test samples (stratified; for quick runs).
+        train_size: keep this many samples of the training pool (stratified, seed 0), before the
+            validation split or the folds; the test split is untouched (None: all of it).
+        test_size: keep this many samples of the test split (stratified, seed 0), for quick runs
+            (None: all of it).
+        augment: per-sample augmentation of the training images before mixing, a comma-separated
+            subset of :data:`mixmask.train.augment.AUGMENTS` (``"crop,flip"``); ``""`` for none.
+        preset: the name of the :data:`PRESETS` entry the command line started from (a record:
+            the values it set are the fields themselves).
         tta: also report test accuracy averaged over the input and its flip along the last axis.
         workers: DataLoader worker processes.
         device: ``auto``, ``cpu``, ``cuda``...
@@ -94,7 +110,10 @@ class TrainConfig:
     folds: int = 0
     fold: int | None = None
     val_fraction: float = 0.1
-    subset: int | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    augment: str = ""
+    preset: str | None = None
     tta: bool = False
     workers: int = 0
     device: str = "auto"
@@ -150,8 +169,15 @@ class TrainConfig:
                 raise MixMaskError(f"--fold must be in [0, {self.folds}) for --folds {self.folds}, but got {self.fold}")
         if self.folds == 0 and not 0 < real("val_fraction", self.val_fraction) < 1:
             raise MixMaskError(f"--val-fraction must be in (0, 1), but got {self.val_fraction}")
-        if self.subset is not None:
-            positive_int("subset", self.subset, 20)
+        if self.train_size is not None:
+            positive_int("train_size", self.train_size, 2)
+        if self.test_size is not None:
+            positive_int("test_size", self.test_size, 1)
+        if self.preset is not None and self.preset not in PRESETS:
+            raise MixMaskError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
+        from mixmask.train.augment import parse_augment
+
+        parse_augment(self.augment)
         check_device(self.device)
         return self
 
@@ -167,49 +193,81 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
 
 
-def _subset(data, count: int | None):
-    """Keep at most ``count`` training-pool and ``count // 2`` test samples, stratified where possible."""
-    if count is None:
-        return data
-    import numpy as np
-    from torch.utils.data import Subset
+def pick_samples(targets: torch.Tensor | None, size: int, keep: int) -> np.ndarray:
+    """``keep`` of ``size`` sample indices (sorted), stratified by ``targets`` when every class can be kept.
 
-    def pick(targets: torch.Tensor | None, size: int, keep: int) -> np.ndarray:
-        if keep >= size:
-            return np.arange(size)
-        if targets is not None:
+    Stratified (scikit-learn's ``train_test_split``, seed 0) when ``targets`` are given, ``keep`` is
+    at least the number of classes present and each class has two samples or more; otherwise a
+    seeded random choice (segmentation maps, tiny sets). The same arguments give the same indices.
+
+    Args:
+        targets: ``(size,)`` class ids, or None.
+        size: how many samples there are.
+        keep: how many to keep, ``1 <= keep <= size``.
+
+    Returns:
+        int64 ``(keep,)`` indices.
+    """
+    if keep >= size:
+        return np.arange(size)
+    if targets is not None:
+        counts = torch.bincount(targets)
+        present = counts[counts > 0]
+        if int(present.min()) >= 2 and len(present) <= keep <= size - len(present):
             from sklearn.model_selection import train_test_split
 
-            counts = torch.bincount(targets)
-            if int(counts[counts > 0].min()) >= 2 and keep >= len(counts):
-                chosen, _ = train_test_split(np.arange(size), train_size=keep, random_state=0, stratify=targets.numpy())
-                return np.sort(chosen)
-        return np.sort(np.random.default_rng(0).permutation(size)[:keep])
+            chosen, _ = train_test_split(np.arange(size), train_size=keep, random_state=0, stratify=targets.numpy())
+            return np.sort(chosen)
+    return np.sort(np.random.default_rng(0).permutation(size)[:keep])
 
-    train_idx = pick(data.train_targets, len(data.train), count)
-    test_idx = pick(data.test_targets, len(data.test), max(count // 2, 10))
-    data.train = Subset(data.train, train_idx.tolist())
-    data.test = Subset(data.test, test_idx.tolist())
-    if data.train_targets is not None:
-        data.train_targets = data.train_targets[torch.as_tensor(train_idx)]
-    if data.test_targets is not None:
-        data.test_targets = data.test_targets[torch.as_tensor(test_idx)]
+
+def _resize_splits(data, spec: str, train_size: int | None, test_size: int | None):
+    """Keep ``train_size`` samples of the training pool and ``test_size`` of the test split (stratified).
+
+    Raises:
+        MixMaskError: a size larger than the split it is taken from.
+    """
+    from torch.utils.data import Subset
+
+    sizes = (len(data.train), len(data.test))
+    for option, size, split, what in (("--train-size", train_size, data.train, "training pool"),
+                                      ("--test-size", test_size, data.test, "test split")):
+        if size is not None and size > len(split):
+            other = (f"; its test split of {len(data.test)} is kept apart" if option == "--train-size"
+                     else "; --test-size only shrinks it")
+            raise MixMaskError(f"{option} {size} is larger than the {what} of --data {spec}, which has {len(split)} "
+                               f"samples{other}")
+    if train_size is not None and train_size < len(data.train):
+        idx = pick_samples(data.train_targets, len(data.train), train_size)
+        data.train = Subset(data.train, idx.tolist())
+        if data.train_targets is not None:
+            data.train_targets = data.train_targets[torch.as_tensor(idx)]
+    if test_size is not None and test_size < len(data.test):
+        idx = pick_samples(data.test_targets, len(data.test), test_size)
+        data.test = Subset(data.test, idx.tolist())
+        if data.test_targets is not None:
+            data.test_targets = data.test_targets[torch.as_tensor(idx)]
+    if (len(data.train), len(data.test)) != sizes:
+        data.source_sizes = sizes
     return data
 
 
-def load_data(spec: str, subset: int | None = None):
+def load_data(spec: str, train_size: int | None = None, test_size: int | None = None):
     """Load a ``--data`` spelling.
 
     Args:
         spec: see :data:`DATA_NAMES`.
-        subset: keep at most this many samples (stratified), for quick runs.
+        train_size: keep this many samples of the training pool (stratified); the test split is
+            never shrunk by it.
+        test_size: keep this many samples of the test split (stratified), for quick runs.
 
     Returns:
         A :class:`mixmask.data.classification.ClassificationData` (also for segmentation data,
         with ``task="segmentation"``).
 
     Raises:
-        MixMaskError: unknown name (the valid ones are listed), missing folder, unreadable data.
+        MixMaskError: unknown name (the valid ones are listed), missing folder, unreadable data, a
+            size larger than its split.
     """
     from mixmask.data import classification as C
 
@@ -225,7 +283,7 @@ def load_data(spec: str, subset: int | None = None):
     elif name in ("shapes", "folder", "seg-folder") and (name != "shapes" or not path):
         from mixmask.train.folder_data import load_folder_data
 
-        data = load_folder_data(name, path, subset)
+        data = load_folder_data(name, path, train_size, test_size)
     else:
         raise MixMaskError(f"unknown data {spec!r}; valid: {', '.join(DATA_NAMES)}")
-    return _subset(data, subset)
+    return _resize_splits(data, spec, train_size, test_size)

@@ -71,7 +71,7 @@ def _split(n: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(keep), np.sort(held)
 
 
-def _shapes(limit: int | None):
+def _shapes(limit: int | None, test_limit: int | None = None):
     from mixmask.data import IGNORE_INDEX, ShapesDataset
     from mixmask.data.classification import ClassificationData, TensorData
 
@@ -81,7 +81,7 @@ def _shapes(limit: int | None):
         return TensorData(torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items]))
 
     train_count = SHAPES_TRAIN if limit is None else min(SHAPES_TRAIN, limit)
-    test_count = SHAPES_TEST if limit is None else min(SHAPES_TEST, max(limit // 2, 10))
+    test_count = SHAPES_TEST if test_limit is None else min(SHAPES_TEST, test_limit)
     train, test = render(train_count, 0), render(test_count, 1)
     return ClassificationData("shapes", train, None, test, None, list(ShapesDataset.class_names),
                               (3, SHAPES_SIZE, SHAPES_SIZE), task="segmentation", scale=1 / 255, mean=[0.5] * 3,
@@ -126,13 +126,14 @@ def _seg_folder(path: str):
                               ignore_index=IGNORE_INDEX)
 
 
-def load_folder_data(kind: str, path: str, limit: int | None = None) -> Any:
+def load_folder_data(kind: str, path: str, limit: int | None = None, test_limit: int | None = None) -> Any:
     """Load ``shapes``, ``folder:PATH`` or ``seg-folder:PATH``.
 
     Args:
         kind: ``"shapes"``, ``"folder"`` or ``"seg-folder"``.
         path: the folder (unused for ``shapes``).
-        limit: render at most this many ``shapes`` training images (``--subset``).
+        limit, test_limit: render at most this many ``shapes`` training and test images
+            (``--train-size``, ``--test-size``; item ``i`` is the same whatever the count).
 
     Returns:
         :class:`~mixmask.data.classification.ClassificationData` (20% held out as test, seed 0).
@@ -141,7 +142,7 @@ def load_folder_data(kind: str, path: str, limit: int | None = None) -> Any:
         MixMaskError: a missing folder, no images, or unreadable files (from the data sets).
     """
     if kind == "shapes":
-        return _shapes(limit)
+        return _shapes(limit, test_limit)
     if not Path(path).expanduser().is_dir():
         raise MixMaskError(f"--data {kind}:{path}: expected a folder, but {path!r} does not exist or is not a folder")
     path = str(Path(path).expanduser())

@@ -14,7 +14,7 @@ from mixmask.train.config import TrainConfig
 from mixmask.train.distributed import Context
 from mixmask.train.seeds import derive_seed
 
-__all__ = ["Loaders"]
+__all__ = ["Loaders", "gathers_batches"]
 
 
 def _batched(batch: Any) -> Any:
@@ -28,10 +28,15 @@ def _base(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _collate_for(dataset: Dataset):
+def gathers_batches(dataset: Dataset) -> bool:
+    """Whether ``dataset`` (a TensorData, or a Subset of one) returns whole collated batches from ``__getitems__``."""
     from mixmask.data.classification import TensorData
 
-    return _batched if isinstance(_base(dataset), TensorData) else default_collate
+    return isinstance(_base(dataset), TensorData)
+
+
+def _collate_for(dataset: Dataset):
+    return _batched if gathers_batches(dataset) else default_collate
 
 
 class Loaders:
@@ -46,6 +51,9 @@ class Loaders:
         train_set: the training pool.
         train_idx: ``(N,)`` indices of the training samples in it.
         ctx: rank, world size and device.
+        augment: a per-sample transform of the training images (:func:`mixmask.train.augment.build_augment`),
+            drawn per epoch and sample index; None for none.
+        dense: the targets are segmentation maps (moved with the images by ``augment``).
 
     Attributes:
         drop_last: whether the last incomplete batch of an epoch is dropped (only when a rank has at
@@ -54,8 +62,10 @@ class Loaders:
         samples_per_epoch: training samples seen per epoch over all ranks.
     """
 
-    def __init__(self, cfg: TrainConfig, train_set: Dataset, train_idx: np.ndarray, ctx: Context) -> None:
+    def __init__(self, cfg: TrainConfig, train_set: Dataset, train_idx: np.ndarray, ctx: Context,
+                 augment: Any = None, dense: bool = False) -> None:
         self.cfg, self.train_set, self.train_idx, self.ctx = cfg, train_set, train_idx, ctx
+        self.augment, self.dense = augment, dense
         per_rank = math.ceil(len(train_idx) / ctx.world)
         self.drop_last = per_rank >= 2 * cfg.batch_size
         if self.drop_last:
@@ -67,7 +77,12 @@ class Loaders:
 
     def train(self, epoch: int) -> DataLoader:
         """This rank's shuffled training batches of ``epoch``."""
-        subset = Subset(self.train_set, self.train_idx.tolist())
+        if self.augment is None:
+            subset: Dataset = Subset(self.train_set, self.train_idx.tolist())
+        else:
+            from mixmask.train.augment import Augmented
+
+            subset = Augmented(self.train_set, self.train_idx, self.augment, self.cfg.seed, epoch, self.dense)
         sampler = DistributedSampler(subset, num_replicas=self.ctx.world, rank=self.ctx.rank, shuffle=True,
                                      seed=self.cfg.seed, drop_last=False)
         sampler.set_epoch(epoch)

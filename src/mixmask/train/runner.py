@@ -27,6 +27,7 @@ from mixmask.errors import MixMaskError
 from mixmask.resources import check_memory, check_writable, format_bytes
 from mixmask.train import reports
 from mixmask.train.config import TrainConfig, load_data
+from mixmask.train.augment import build_augment, parse_augment
 from mixmask.train.distributed import Context, barrier, setup
 from mixmask.train.epochs import EpochLoop, StepHook
 from mixmask.train.learner import Learner
@@ -51,12 +52,30 @@ class Run:
         self.cfg, self.data, self.ctx, self.out = cfg, data, ctx, out
         self.train_idx, self.val_idx = train_idx, val_idx
         self.test_idx = np.arange(len(data.test))
-        self.loaders = Loaders(cfg, data.train, train_idx, ctx)
+        augment = build_augment(parse_augment(cfg.augment), data.input_shape, data.ignore_index)
+        self.loaders = Loaders(cfg, data.train, train_idx, ctx, augment, dense=data.task == "segmentation")
         self.learner = Learner(cfg, data, ctx)
         self.loop = EpochLoop(cfg, data, ctx, self.learner, self.loaders, hook)
         self.records = RunRecords(cfg, out, ctx)
         segmentation = data.task == "segmentation"
         self.score_key = ("val_miou" if segmentation else "val_acc") if len(val_idx) else "train_acc"
+
+    def split_sizes(self) -> dict[str, int]:
+        """The samples this run trains, validates and tests on (``config.json``'s ``split``)."""
+        return {"train": len(self.train_idx), "val": len(self.val_idx), "test": len(self.test_idx)}
+
+    def split_text(self) -> str:
+        """``"400 train / 100 val / 1000 test (training pool: 500 of 4000 kept by --train-size)"``."""
+        sizes = self.split_sizes()
+        text = f"--data {self.cfg.data}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test"
+        kept = []
+        if self.data.source_sizes is not None:
+            (source_pool, source_test), pool, test = self.data.source_sizes, len(self.data.train), len(self.data.test)
+            if pool != source_pool:
+                kept.append(f"training pool: {pool} of {source_pool} kept by --train-size")
+            if test != source_test:
+                kept.append(f"test split: {test} of {source_test} kept by --test-size")
+        return text + (f" ({'; '.join(kept)})" if kept else "")
 
     def _epoch(self, epoch: int, progress) -> tuple[dict[str, Any], list[float]]:
         """Train and evaluate one epoch: its ``metrics.jsonl`` row and the learning rate of each step."""
@@ -82,7 +101,9 @@ class Run:
         """Train the remaining epochs (checkpointing each), then :meth:`finish`."""
         cfg, ctx = self.cfg, self.ctx
         self.records.load(self.learner)
-        self.records.write_config(self.data.describe())
+        self.records.write_config({**self.data.describe(), "split": self.split_sizes()})
+        if ctx.main:
+            print(f"mixmask train: {self.split_text()}", flush=True)
         barrier(ctx)
         started = time.perf_counter()
         with reports.progress_bar(cfg.progress and ctx.main) as progress:
@@ -175,6 +196,27 @@ def _check_class_memory(cfg: TrainConfig, data) -> None:
         check_memory(matrices, what, hint)
 
 
+def _check_classes_fit(cfg: TrainConfig, num_classes: int, targets: np.ndarray, train_idx: np.ndarray) -> None:
+    """With ``--train-size``: every class must keep at least one sample in the training part.
+
+    Raises:
+        MixMaskError: naming the classes left out, the kept pool's size and the split that left them out.
+    """
+    kept = np.bincount(targets, minlength=num_classes)
+    missing = [c for c in range(num_classes) if kept[c] == 0]
+    if missing:
+        raise MixMaskError(f"--train-size {cfg.train_size} keeps no sample of class(es) {missing[:10]} of the "
+                           f"{num_classes} classes: it must be at least {num_classes}, one per class")
+    trained = np.bincount(targets[train_idx], minlength=num_classes)
+    missing = [c for c in range(num_classes) if trained[c] == 0]
+    if missing:
+        held = len(targets) - len(train_idx)
+        raise MixMaskError(f"--train-size {cfg.train_size} is too small to hold every class in the training "
+                           f"split: --val-fraction {cfg.val_fraction:g} holds out {held} of {len(targets)} samples and "
+                           f"leaves class(es) {missing[:10]} of the {num_classes} without a training sample (smallest "
+                           f"class of the kept pool: {int(kept.min())}); raise --train-size or lower --val-fraction")
+
+
 def _splits(cfg: TrainConfig, data) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, val) index pairs into the training pool: K stratified folds, or one validation split."""
     n = len(data.train)
@@ -189,8 +231,9 @@ def _splits(cfg: TrainConfig, data) -> list[tuple[np.ndarray, np.ndarray]]:
             smallest = int(np.bincount(targets).min(initial=n)) if len(targets) else 0
             if smallest < cfg.folds:
                 counts = np.bincount(targets)
+                kept = f" of the {n} kept by --train-size {cfg.train_size}" if cfg.train_size is not None else ""
                 raise MixMaskError(f"--folds {cfg.folds} needs at least {cfg.folds} samples of every class, but the "
-                                   f"smallest class has {int(counts[counts > 0].min())}")
+                                   f"smallest class has {int(counts[counts > 0].min())}{kept}")
             splitter = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
             return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), targets)]
         splitter = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
@@ -198,7 +241,10 @@ def _splits(cfg: TrainConfig, data) -> list[tuple[np.ndarray, np.ndarray]]:
     if targets is not None:
         from mixmask.data.classification import stratified_split
 
-        return [stratified_split(torch.as_tensor(targets), cfg.val_fraction, 0)]
+        split = stratified_split(torch.as_tensor(targets), cfg.val_fraction, 0)
+        if cfg.train_size is not None:
+            _check_classes_fit(cfg, data.num_classes, targets, split[0])
+        return [split]
     order = np.random.default_rng(0).permutation(n)
     cut = max(1, round(n * cfg.val_fraction))
     return [(np.sort(order[cut:]), np.sort(order[:cut]))]
@@ -222,12 +268,13 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
     cfg = replace(cfg).validate()
     out = check_writable(cfg.out, "--out", folder=True)
     _check_mix_layout(parse_mix(cfg.mix), cfg.mix)
-    data = load_data(cfg.data, cfg.subset)
+    data = load_data(cfg.data, cfg.train_size, cfg.test_size)
     if cfg.model is None:
         cfg.model = "unet" if data.task == "segmentation" else "cnn"
     with torch.random.fork_rng(devices=[]):
         build_model(cfg.model, data.input_shape, data.num_classes, data.task)
     _check_class_memory(cfg, data)
+    build_augment(parse_augment(cfg.augment), data.input_shape, data.ignore_index)
     _check_mix_on(cfg, data)
     splits = _splits(cfg, data)
     if cfg.folds == 0:

@@ -14,7 +14,7 @@ from mixmask.functional.kernels import mix_inputs
 from mixmask.functional.params import METHODS, MixParams
 from mixmask.functional.sampling import sample_lam, sample_partners
 
-__all__ = ["PREVIEW_METHODS", "draw_preview_params", "save_classification_preview"]
+__all__ = ["PREVIEW_METHODS", "draw_preview_params", "save_classification_preview", "save_signal_preview"]
 
 PREVIEW_METHODS = ("mixup", "cutmix", "fmix", "gridmask")
 
@@ -27,7 +27,8 @@ def draw_preview_params(method: str, batch_size: int, spatial_shape: tuple[int, 
     index = sample_partners(batch_size, generator)
     grey = None
     if method == "gridmask":
-        mask, lam = M.gridmask_masks(batch_size, spatial_shape, generator, rotate=30.0)
+        mask, lam = M.gridmask_masks(batch_size, spatial_shape, generator,
+                                     rotate=30.0 if len(spatial_shape) == 2 else 0.0)
     else:
         drawn = sample_lam(batch_size, alpha, generator)
         if method == "mixup":
@@ -92,6 +93,78 @@ def save_classification_preview(path: str | Path, images: Tensor, *, methods: Se
         axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(f"mixmask preview (seed {seed}): out = M*x[i] + (1-M)*x[j[i]], lam = mean(M)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def save_signal_preview(path: str | Path, signals: Tensor, labels: Tensor, *,
+                        methods: Sequence[str] = PREVIEW_METHODS, seed: int = 0, alpha: float = 1.0,
+                        decay_power: float = 3.0, title: str = "") -> Path:
+    """Write a PNG of 1-D mixing on real signals: one row per method, one panel per sample.
+
+    Each panel draws the sample's own signal ``x[i]`` (blue), its partner ``x[j[i]]`` (orange), the
+    mixed signal (black), shades where the mask takes the own signal (blue) or the partner (orange),
+    and titles the label weights the loss uses, ``y[i]: lam[i] · y[j[i]]: 1 - lam[i]`` (GridMask:
+    the own label, kept whole).
+
+    Args:
+        path: PNG file to write (folders are created).
+        signals: float ``(B, C, L)`` batch, B >= 2 (channel 0 is drawn).
+        labels: ``(B,)`` int class ids.
+        methods: subset of ``("mixup", "cutmix", "fmix", "gridmask")``.
+        seed: seed of the draws (one partner permutation per method).
+        alpha: Beta concentration of the drawn weights.
+        decay_power: FMix's spectrum decay.
+        title: shown above the grid.
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.figure import Figure
+
+    if signals.ndim != 3 or signals.shape[0] < 2 or not signals.dtype.is_floating_point:
+        raise MixMaskError(f"expected a float (B >= 2, C, L) batch of signals, but got {signals.dtype} "
+                           f"{tuple(signals.shape)}")
+    if labels.shape != (signals.shape[0],):
+        raise MixMaskError(f"expected ({signals.shape[0]},) labels, but got {tuple(labels.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    batch, length = signals.shape[0], signals.shape[-1]
+    axis = torch.arange(length)
+    fig = Figure(figsize=(2.6 * batch + 1.0, 1.9 * len(methods) + 0.6))
+    axes = fig.subplots(len(methods), batch, squeeze=False, sharey=True)
+    low, high = float(signals[:, 0].min()), float(signals[:, 0].max())
+    for r, method in enumerate(methods):
+        params, _ = draw_preview_params(method, batch, (length,), generator, alpha=alpha, decay_power=decay_power)
+        mixed = mix_inputs(signals, params)
+        for c in range(batch):
+            ax = axes[r, c]
+            j, lam, mask = int(params.index[c]), float(params.lam[c]), params.mask[c].float()
+            if method != "mixup":
+                for k in range(length):
+                    color = "tab:blue" if mask[k] > 0.5 else ("tab:orange" if method != "gridmask" else "0.6")
+                    ax.axvspan(k - 0.5, k + 0.5, color=color, alpha=0.12, linewidth=0)
+            ax.plot(axis, signals[c, 0], color="tab:blue", linewidth=0.8, alpha=0.8)
+            if method != "gridmask":
+                ax.plot(axis, signals[j, 0], color="tab:orange", linewidth=0.8, alpha=0.8)
+            ax.plot(axis, mixed[c, 0], color="black", linewidth=1.4)
+            own, other = int(labels[c]), int(labels[j])
+            if method == "gridmask":
+                text = f"{own}: 1.00 (kept)"
+            elif own == other:
+                text = f"{own}: 1.00 (same class)"
+            else:
+                text = f"{own}: {lam:.2f} · {other}: {1 - lam:.2f}"
+            ax.set_title(text, fontsize=8)
+            ax.set_ylim(low - 0.2, high + 0.2)
+            ax.set_xticks([0, length - 1])
+            ax.tick_params(labelsize=6)
+        axes[r, 0].set_ylabel(method, fontsize=9)
+    fig.suptitle(title or f"mixmask preview (seed {seed}): own x[i] blue, partner x[j[i]] orange, mixed black; "
+                 "shading: where the mask keeps x[i] (blue) or takes x[j[i]] (orange); titles: label weights",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
