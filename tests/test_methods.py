@@ -592,3 +592,22 @@ def test_warps_compare_by_value_and_move_devices():
     assert a == b and a != ResizeWarp(a.rows, a.low, a.high, "nearest") and a.to("cpu") == a
     assert NoiseWarp(torch.tensor([1]), 5) == NoiseWarp(torch.tensor([1]), 5) != NoiseWarp(torch.tensor([1]), 6)
     assert a.for_rows(torch.arange(3)).low.shape == (3, 2)
+
+
+# -- the train command's SPECs --------------------------------------------------------------------
+
+def test_train_specs_name_the_new_methods():
+    from mixmask.train import parse_mix
+
+    assert repr(parse_mix("resizemix:scale=(0.2,0.6),mode='nearest'", num_classes=10)) == repr(
+        ResizeMix(scale=(0.2, 0.6), mode="nearest", num_classes=10))
+    policy = parse_mix("choice(saliencymix,smoothmix:kind='square',gridmix,cutout:fill='noise',classmix)", seed=1)
+    assert [type(m) for m in policy.transforms] == [SaliencyMix, SmoothMix, GridMix, Cutout, ClassMix]
+
+
+def test_train_one_epoch_of_segmentation_with_classmix_and_resizemix(tmp_path):
+    from mixmask.train import TrainConfig, train
+
+    summary = train(TrainConfig(data="shapes", model="unet:width=8", mix="choice(classmix,resizemix)",
+                                out=str(tmp_path), subset=20, epochs=1, batch_size=8, progress=False))
+    assert 0.0 <= summary["test_miou"] <= 1.0
