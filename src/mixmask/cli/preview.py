@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mixmask.errors import MixMaskError
+from mixmask.functional.params import METHODS as _IDS
 
-METHODS = ("mixup", "cutmix", "fmix", "gridmask")
+METHODS = _IDS[1:]
 
 
 def _methods(text: str) -> tuple[str, ...]:
