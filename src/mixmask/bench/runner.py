@@ -76,7 +76,7 @@ class BenchConfig:
     """What to run.
 
     Args:
-        methods: mixing methods, from ``mixup, cutmix, fmix, gridmask``.
+        methods: mixing methods, from :data:`~mixmask.bench.cases.BENCH_METHODS`.
         sizes: ``(B, C, *S)`` batch shapes.
         device: ``"cpu"`` or ``"cuda"``.
         dtype: ``"float32"`` or ``"uint8"`` inputs.
@@ -320,7 +320,7 @@ def _git_commit() -> str | None:
 def versions() -> dict[str, str | None]:
     """Versions of python, torch, mixmask (and its git commit) and each peer (None when not installed)."""
     found = {"python": platform.python_version()}
-    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil", "tensorflow-cpu",
+    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "mixup", "psutil", "tensorflow-cpu",
                  "tensorflow", "keras", "jax", "keras-cv"):
         found[dist] = _version(dist)
     found["mixmask_git"] = _git_commit()
