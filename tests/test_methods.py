@@ -611,3 +611,18 @@ def test_train_one_epoch_of_segmentation_with_classmix_and_resizemix(tmp_path):
     summary = train(TrainConfig(data="shapes", model="unet:width=8", mix="choice(classmix,resizemix)",
                                 out=str(tmp_path), subset=20, epochs=1, batch_size=8, progress=False))
     assert 0.0 <= summary["test_miou"] <= 1.0
+
+
+@pytest.mark.parametrize("partners", [[3, 0, 4, 1, 2], [1, 1, 0, 4, 4], [2, 0]])
+def test_classmix_sampler_equals_the_function_on_the_partners_maps(partners):
+    from mixmask.transforms import ClassMixSampler, SamplerContext
+
+    maps = torch.randint(0, 5, (5, 9, 7), generator=gen(29))
+    maps[:, 0] = 255
+    partners = torch.tensor(partners)
+    rows = torch.arange(len(partners))
+    ctx = SamplerContext(len(partners), rows, partners, (9, 7), torch.device("cpu"), torch.float32, gen(30),
+                         torch.zeros(5, 1, 9, 7), None, maps, None, 255)
+    draw = ClassMixSampler().draw(ctx)
+    mask, lam = classmix_masks(maps[partners], gen(30), ignore_index=255)
+    assert torch.equal(draw.mask, mask) and torch.equal(draw.lam, lam)

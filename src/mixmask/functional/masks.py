@@ -675,20 +675,19 @@ def smoothmix_masks(batch_size: int, spatial_shape: Sequence[int], generator: to
     device = torch.device(device)
     scale = to_device(-0.5 / spread**2, device, torch.float32)[:, None]
     centres = to_device(centres, device, torch.float32)
-    circle_part = square_part = None
+    profiles = []  # the partner's weight along each axis: exp(-d^2 / (2 s^2)), (B, 1, .., S_d, .., 1)
     for d, size in enumerate(shape):
         coord = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
-        profile = torch.exp((coord[None] - centres[:, d, None]) ** 2 * scale)  # (B, S_d)
-        profile = profile.view(-1, *[size if k == d else 1 for k in range(dims)])
-        circle_part = profile if circle_part is None else circle_part * profile
-        square_part = profile if square_part is None else torch.minimum(square_part, profile)
-    if bool(square.all()):
-        partner = square_part
-    elif not bool(square.any()):
-        partner = circle_part
-    else:
-        partner = torch.where(to_device(square, device).view(-1, *[1] * dims), square_part, circle_part)
-    mask = (1.0 - partner).expand(batch_size, *shape).contiguous()
+        profile = torch.exp((coord[None] - centres[:, d, None]) ** 2 * scale)
+        profiles.append(profile.view(-1, *[size if k == d else 1 for k in range(dims)]))
+    parts = {}  # a circle's weight is the product of the axes' (Euclidean distance), a square's their minimum
+    if not bool(square.all()):
+        parts[False] = functools.reduce(torch.mul, profiles).expand(batch_size, *shape)
+    if bool(square.any()):
+        parts[True] = functools.reduce(torch.minimum, profiles).expand(batch_size, *shape)
+    partner = parts[True] if False not in parts else parts[False] if True not in parts else torch.where(
+        to_device(square, device).view(-1, *[1] * dims), parts[True], parts[False])
+    mask = torch.sub(1.0, partner, out=empty((batch_size, *shape), torch.float32, device))
     return mask, mask_mean(mask)
 
 
@@ -782,9 +781,10 @@ def classmix_masks(partner_maps: Tensor, generator: torch.Generator, *, ignore_i
     """ClassMix masks (Olsson et al., 2021): 0 on the pixels of half of the classes in each partner's map.
 
     For row ``i`` the classes present in ``partner_maps[i]`` (ids >= 0 other than ``ignore_index``)
-    are ranked by a uniform score drawn per (row, class id); the ``ceil(n / 2)`` best of the ``n``
-    present are pasted (the official code's ``(n + n % 2) / 2``). Unlabelled partner pixels are never
-    pasted. One host read (the largest id) sizes the score table.
+    are ranked by a uniform score drawn per (row, class id) for the ids ``0 .. k - 1`` (``k - 1``
+    the largest class id present in any row); the ``ceil(n / 2)`` best of the ``n`` present are
+    pasted (the official code's ``(n + n % 2) / 2``). Unlabelled partner pixels are never pasted.
+    One host read (the largest id) sizes the score table.
 
     Args:
         partner_maps: ``(B, *S)`` int id maps of the partners (``x[j[i]]``'s map in row ``i``).
@@ -803,18 +803,39 @@ def classmix_masks(partner_maps: Tensor, generator: torch.Generator, *, ignore_i
         got = (f"{partner_maps.dtype} {tuple(partner_maps.shape)}" if isinstance(partner_maps, Tensor)
                else type(partner_maps).__name__)
         raise MixMaskError(f"expected (B, *S) integer id maps with 1 to 3 spatial dims, but got {got}")
-    count = partner_maps.shape[0]
-    ids = partner_maps.reshape(count, -1).long()
-    valid = ids >= 0
-    if ignore_index is not None:
-        valid &= ids != ignore_index
-    classes = int(torch.where(valid, ids, -1).amax()) + 1 if ids.numel() else 0
+    rows = torch.arange(partner_maps.shape[0], device=partner_maps.device)
+    return _classmix_masks(partner_maps, rows, generator, ignore_index)
+
+
+def _classmix_masks(maps: Tensor, partners: Tensor, generator: torch.Generator, ignore_index: int | None
+                    ) -> tuple[Tensor, Tensor]:
+    """:func:`classmix_masks` of ``maps[partners]``, for maps the policy checked.
+
+    When the partners are distinct and cover every map (a permutation), the classes are counted and
+    the pasted pixels found on the maps where they are, and only the bool masks are reordered: no
+    copy of the id maps.
+    """
+    count = partners.shape[0]
+    distinct = count == maps.shape[0] and bool((torch.bincount(partners.cpu(), minlength=count) == 1).all())
+    if not distinct:
+        maps, partners = maps.index_select(0, partners), torch.arange(count, device=maps.device)
+    ids = maps.reshape(maps.shape[0], -1)
+    ids = ids if ids.dtype == torch.long else ids.long()
+    width = int(ids.amax()) + 1 if ids.numel() else 0  # ids above every class id, ignore_index included
+    if ignore_index is not None and ignore_index < 0:
+        ids = torch.where(ids >= 0, ids, width)  # column `width` stands for "no class"
+    present = torch.zeros(ids.shape[0], width + 1, dtype=torch.bool, device=ids.device).scatter_(1, ids, True)
+    present[:, width] = False
+    if ignore_index is not None and 0 <= ignore_index < width:
+        present[:, ignore_index] = False
+    present = present.index_select(0, partners)
+    seen = present.any(0).nonzero()
+    classes = int(seen.max()) + 1 if seen.numel() else 0  # scores for ids 0 .. largest class present
     scores = to_device(torch.rand(count, classes, generator=generator, dtype=torch.float64), ids.device)
-    slots = torch.where(valid, ids, classes)  # column `classes` stands for "no class"
-    present = torch.zeros(count, classes + 1, dtype=torch.bool, device=ids.device).scatter_(1, slots, True)
     present = present[:, :classes]
     take = torch.div(present.sum(1) + 1, 2, rounding_mode="floor")
     rank = torch.where(present, scores, 2.0).argsort(1).argsort(1)
-    chosen = torch.cat([present & (rank < take[:, None]), present.new_zeros(count, 1)], 1)
-    mask = ~chosen.gather(1, slots).view(partner_maps.shape)
+    chosen = torch.zeros(ids.shape[0], width + 1, dtype=torch.bool, device=ids.device)
+    chosen[:, :classes].index_copy_(0, partners, present & (rank < take[:, None]))  # by the map it pastes from
+    mask = ~chosen.gather(1, ids).index_select(0, partners).view(count, *maps.shape[1:])
     return mask, mask_mean(mask)

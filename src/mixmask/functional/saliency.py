@@ -8,8 +8,10 @@ one, or one a caller computed, e.g. from a model) into the coordinates of its ma
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
@@ -21,33 +23,81 @@ __all__ = ["spectral_saliency", "saliency_peaks"]
 _LUMA = (0.299, 0.587, 0.114)
 #: Taps and sigma (in working pixels) of the Gaussian that smooths the saliency (as OpenCV's 5x5, sigma 8).
 _BLUR_TAPS, _BLUR_SIGMA = 5, 8.0
-_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def _linear_weights(size: int, length: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Where each of ``length`` outputs reads an axis of ``size`` inputs: ``F.interpolate``'s linear rule
+    with ``align_corners=False`` (half-pixel centres, clamped at the borders, no antialiasing)."""
+    where = ((torch.arange(length, device=device, dtype=torch.float64) + 0.5) * (size / length) - 0.5).clamp_(min=0)
+    first = where.floor().long().clamp_(max=size - 1)
+    return first, (first + 1).clamp_(max=size - 1), (where - first).clamp_(0, 1)
 
 
 def _resize(values: Tensor, size: tuple[int, ...]) -> Tensor:
-    """``(n, C, *S)`` float resized to ``(n, C, *size)``: linear interpolation at pixel centres, no antialias."""
-    if tuple(values.shape[2:]) == tuple(size):
-        return values
-    return F.interpolate(values, size=size, mode=_MODES[len(size)], align_corners=False)
+    """``(n, C, *S)`` float resized linearly to ``(n, C, *size)``, one axis at a time.
+
+    Each pass reads only the two input lines around each output line (``index_select``), so
+    shrinking a batch touches a fraction of it; the values equal ``F.interpolate(mode="bilinear"/...,
+    align_corners=False)`` up to float rounding.
+    """
+    work = values.dtype if values.dtype in (torch.float32, torch.float64) else torch.float32
+    for axis, length in enumerate(size, start=2):
+        if values.shape[axis] == length:
+            continue
+        first, second, weight = _linear_weights(values.shape[axis], length, values.device)
+        view = [1] * values.ndim
+        view[axis] = length
+        low = values.index_select(axis, first).to(work)
+        values = low.lerp_(values.index_select(axis, second).to(work), weight.view(view).to(work))
+    return values.to(work)
 
 
-def _filter_axes(values: Tensor, taps: Tensor) -> Tensor:
-    """``(n, *s)`` filtered along every axis by the 1-D kernel ``taps``, borders reflected (no edge repeat)."""
-    radius = taps.numel() // 2
-    out = values
+def _filter_axes(values: Tensor, taps: Sequence[float]) -> Tensor:
+    """``(n, *s)`` filtered along every axis by the odd 1-D kernel ``taps``, borders reflected (no edge repeat)."""
+    radius = len(taps) // 2
     for axis in range(1, values.ndim):
-        size = out.shape[axis]
-        moved = out.movedim(axis, -1).reshape(-1, 1, size)
-        if size > radius:
-            moved = F.pad(moved, (radius, radius), mode="reflect")
-            moved = F.conv1d(moved, taps.view(1, 1, -1))
-        else:  # too short to reflect: a mean of the pixels there are
-            moved = moved.mean(-1, keepdim=True).expand(-1, 1, size)
-        out = moved.reshape(*out.movedim(axis, -1).shape).movedim(-1, axis)
-    return out
+        size = values.shape[axis]
+        if size <= radius:  # too short to reflect: the mean of the pixels there are
+            values = values.mean(axis, keepdim=True).expand_as(values).contiguous()
+            continue
+        index = torch.arange(-radius, size + radius, device=values.device).abs()
+        index = torch.where(index >= size, 2 * (size - 1) - index, index)
+        padded = values.index_select(axis, index)
+        out = padded.narrow(axis, 0, size) * taps[0]
+        for k in range(1, len(taps)):
+            out.add_(padded.narrow(axis, k, size), alpha=taps[k])
+        values = out
+    return values
 
 
-def spectral_saliency(inputs: Tensor, *, size: int = 64) -> Tensor:
+def _small_saliency(inputs: Tensor, size: int, rows: Tensor | None) -> Tensor:
+    """Spectral residual of ``inputs[rows]`` (all rows when None) at the working size: float64 ``(n, *s)``."""
+    shape = tuple(inputs.shape[2:])
+    small = tuple(min(s, size) for s in shape)
+    values = inputs.detach()
+    if rows is not None and 2 * rows.numel() <= values.shape[0]:  # a few rows: copy them, then shrink
+        values, rows = values.index_select(0, rows), None
+    values = _resize(values, small)  # reads only the lines it interpolates from
+    if rows is not None:
+        values = values.index_select(0, rows)
+    if values.shape[1] == 3:
+        grey = values[:, 0].double() * _LUMA[0] + values[:, 1].double() * _LUMA[1] + values[:, 2].double() * _LUMA[2]
+    else:
+        grey = values.double().mean(1)
+    dims = tuple(range(1, grey.ndim))
+    spectrum = torch.fft.fftn(grey, dim=dims)
+    amplitude = spectrum.abs()
+    log_amplitude = torch.log1p(amplitude)
+    residual = log_amplitude - _filter_axes(log_amplitude, (1 / 3, 1 / 3, 1 / 3))
+    phase = torch.where(amplitude > 0, spectrum / amplitude.clamp_min(1e-300), torch.ones_like(spectrum))
+    magnitude = torch.fft.ifftn(torch.exp(residual) * phase, dim=dims).abs()
+    gauss = [math.exp(-(k - _BLUR_TAPS // 2) ** 2 / (2 * _BLUR_SIGMA**2)) for k in range(_BLUR_TAPS)]
+    magnitude = _filter_axes(magnitude, [g / sum(gauss) for g in gauss]) ** 2
+    peak = magnitude.flatten(1).amax(1).clamp_min(1e-300).view(-1, *[1] * len(small))
+    return magnitude / peak
+
+
+def spectral_saliency(inputs: Tensor, *, size: int = 64, rows: Tensor | None = None) -> Tensor:
     """Spectral-residual saliency (Hou & Zhang, 2007) of every sample, in one batched pass.
 
     Each sample is made grey (BT.601 luma for 3 channels, else the channel mean), resized linearly
@@ -60,9 +110,10 @@ def spectral_saliency(inputs: Tensor, *, size: int = 64) -> Tensor:
     Args:
         inputs: ``(B, C, *S)`` float or uint8 batch, S of rank 1 to 3 (not modified, no gradient).
         size: working side per axis (>= 4).
+        rows: ``(n,)`` int64 rows of ``inputs`` to compute (repeats allowed), or None for all.
 
     Returns:
-        float32 ``(B, *S)`` maps in [0, 1] on the inputs' device.
+        float32 ``(n, *S)`` maps in [0, 1] on the inputs' device.
 
     Raises:
         MixMaskError: not a ``(B, C, *S)`` tensor of rank 3 to 5, or a bad ``size``.
@@ -72,30 +123,13 @@ def spectral_saliency(inputs: Tensor, *, size: int = 64) -> Tensor:
         raise MixMaskError(f"expected a (B, C, *S) batch with 1 to 3 spatial dims, but got {got}")
     size = check_int("size", size, low=4)
     with torch.no_grad():
-        shape = tuple(inputs.shape[2:])
-        small = tuple(min(s, size) for s in shape)
-        values = inputs.detach()
-        values = values.float() if values.dtype != torch.float64 else values
-        values = _resize(values, small)
-        if values.shape[1] == 3:
-            weights = torch.tensor(_LUMA, dtype=values.dtype, device=values.device)
-            grey = torch.einsum("nc...,c->n...", values, weights)
+        if rows is None:
+            maps = _small_saliency(inputs, size, None)
         else:
-            grey = values.mean(1)
-        dims = tuple(range(1, grey.ndim))
-        spectrum = torch.fft.fftn(grey.double(), dim=dims)
-        amplitude = spectrum.abs()
-        log_amplitude = torch.log1p(amplitude)
-        mean = torch.full((3,), 1.0 / 3.0, dtype=torch.float64, device=grey.device)
-        residual = log_amplitude - _filter_axes(log_amplitude, mean)
-        phase = torch.where(amplitude > 0, spectrum / amplitude.clamp_min(1e-300), torch.ones_like(spectrum))
-        magnitude = torch.fft.ifftn(torch.exp(residual) * phase, dim=dims).abs()
-        offsets = torch.arange(_BLUR_TAPS, dtype=torch.float64, device=grey.device) - _BLUR_TAPS // 2
-        gauss = torch.exp(-offsets**2 / (2 * _BLUR_SIGMA**2))
-        magnitude = _filter_axes(magnitude, gauss / gauss.sum()) ** 2
-        peak = magnitude.flatten(1).amax(1).clamp_min(1e-300).view(-1, *[1] * len(small))
-        maps = (magnitude / peak).float()
-        return _resize(maps.unsqueeze(1), shape)[:, 0].clamp_(0.0, 1.0)
+            unique, inverse = torch.unique(rows.to(inputs.device), return_inverse=True)
+            whole = unique.numel() == inputs.shape[0]  # every row is asked for: no selection before shrinking
+            maps = _small_saliency(inputs, size, None if whole else unique).index_select(0, inverse)
+        return _resize(maps.float().unsqueeze(1), tuple(inputs.shape[2:]))[:, 0].clamp_(0.0, 1.0)
 
 
 def saliency_peaks(saliency: Tensor) -> Tensor:

@@ -338,11 +338,7 @@ class SaliencyMixSampler(_LamSampler):
             maps = ctx.saliency.detach()
             maps = maps.index_select(0, to_device(ctx.partners, maps.device))
         else:
-            unique, inverse = torch.unique(ctx.partners, return_inverse=True)
-            whole = unique.numel() == ctx.inputs.shape[0]  # every sample is someone's partner: no copy
-            images = ctx.inputs if whole else ctx.inputs.index_select(0, to_device(unique, ctx.device))
-            maps = spectral_saliency(images, size=self.saliency_size)
-            maps = maps.index_select(0, partners if whole else to_device(inverse, ctx.device))
+            maps = spectral_saliency(ctx.inputs, size=self.saliency_size, rows=partners)
         peaks = to_device(saliency_peaks(maps), ctx.device)
         low, high = M._saliencymix_boxes(self.lams(ctx), peaks, ctx.spatial_shape)
         mask, lam = M.box_masks(low[:, None], high[:, None], ctx.spatial_shape, ctx.device)
@@ -468,6 +464,6 @@ class ClassMixSampler(MaskSampler):
                                "maps (masks=), but got masks=None")
 
     def draw(self, ctx: SamplerContext) -> MaskDraw:
-        maps = ctx.masks.index_select(0, to_device(ctx.partners, ctx.masks.device))
-        mask, lam = M.classmix_masks(maps, ctx.generator, ignore_index=ctx.ignore_index)
+        partners = to_device(ctx.partners, ctx.masks.device)
+        mask, lam = M._classmix_masks(ctx.masks, partners, ctx.generator, ctx.ignore_index)
         return MaskDraw(to_device(lam, ctx.device), to_device(mask, ctx.device))
