@@ -212,6 +212,8 @@ def test_saliencymix_box_is_centred_on_the_partners_saliency_peak(given_maps):
         expect[lo[0]:hi[0], lo[1]:hi[1]] = False
         assert torch.equal(out.mask[i], expect)
         assert not bool(out.mask[i][peak])  # the partner's peak is always pasted
+    assert out.params.boxes is not None  # pasted box by box on the CPU, the blend's bytes
+    assert torch.equal(out.inputs, torch.where(out.mask[:, None], x, x[out.index]))
 
 
 def test_saliencymix_boxes_follow_cutmix_sizes_with_alpha():
@@ -626,3 +628,24 @@ def test_classmix_sampler_equals_the_function_on_the_partners_maps(partners):
     draw = ClassMixSampler().draw(ctx)
     mask, lam = classmix_masks(maps[partners], gen(30), ignore_index=255)
     assert torch.equal(draw.mask, mask) and torch.equal(draw.lam, lam)
+
+
+@pytest.mark.parametrize("method", sorted(NEW))
+@pytest.mark.parametrize("ignore", [None, 255])
+def test_pair_targets_give_the_soft_target_loss(method, ignore):
+    from mixmask import mixed_cross_entropy
+
+    x, y, seg = batch(b=6, shape=(12, 10), k=4, seed=31)
+    if ignore is not None:
+        seg[:, :3] = ignore
+    logits = torch.randn(6, 4, 12, 10, generator=gen(32), dtype=torch.float64)
+    soft = NEW[method](num_classes=4, ignore_index=ignore, seed=3)(x, y, seg)
+    pair = NEW[method](ignore_index=ignore, seed=3, target_format="pair")(x, y, seg)
+    if soft.masks.dtype.is_floating_point:
+        expected = mixed_cross_entropy(logits, soft.masks)
+    else:
+        expected = mixed_cross_entropy(logits, soft.masks, ignore_index=-100 if ignore is None else ignore)
+    torch.testing.assert_close(mixed_cross_entropy(logits, pair.masks), expected, rtol=1e-7, atol=1e-7)
+    class_logits = torch.randn(6, 4, generator=gen(33), dtype=torch.float64)
+    torch.testing.assert_close(mixed_cross_entropy(class_logits, pair.targets),
+                               mixed_cross_entropy(class_logits, soft.targets), rtol=1e-6, atol=1e-6)

@@ -342,7 +342,8 @@ class SaliencyMixSampler(_LamSampler):
         peaks = to_device(saliency_peaks(maps), ctx.device)
         low, high = M._saliencymix_boxes(self.lams(ctx), peaks, ctx.spatial_shape)
         mask, lam = M.box_masks(low[:, None], high[:, None], ctx.spatial_shape, ctx.device)
-        return MaskDraw(lam, mask, self._own_labels(lam))
+        boxes = torch.stack([low, high], 1)[:, None] if low.device.type == "cpu" else None  # no device read
+        return MaskDraw(lam, mask, self._own_labels(lam), boxes=boxes)
 
 
 @dataclass(frozen=True)
