@@ -195,6 +195,9 @@ def test_spectral_saliency_finds_a_blob_on_a_flat_background():
     peaks = saliency_peaks(spectral_saliency(x))
     for (r, c), peak in zip(spots, peaks.tolist()):
         assert abs(peak[0] - r) <= 4 and abs(peak[1] - c) <= 4
+    for batch_of in (x[:, :1], (x * 255).round().to(torch.uint8), x.half()):  # one channel, uint8, float16
+        for (r, c), peak in zip(spots, saliency_peaks(spectral_saliency(batch_of)).tolist()):
+            assert abs(peak[0] - r) <= 4 and abs(peak[1] - c) <= 4
 
 
 @pytest.mark.parametrize("given_maps", [False, True])
@@ -413,7 +416,7 @@ def test_classmix_maps_follow_the_pixels_and_refuse_per_batch():
         assert bool(out.mask[i][seg[j] == 255].all())  # unlabelled partner pixels are never pasted
     with pytest.raises(MixMaskError, match="ClassMix.*per_sample=False"):
         ClassMix(per_sample=False)
-    with pytest.raises(MixMaskError, match="ClassMixSampler.*per_sample=False"):
+    with pytest.raises(MixMaskError, match="ClassMix makes each mask.*per_sample=False is refused"):
         RandomChoice([CutMix(), ClassMix()], per_sample=False)
 
 

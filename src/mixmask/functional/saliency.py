@@ -71,7 +71,8 @@ def _filter_axes(values: Tensor, taps: Sequence[float]) -> Tensor:
 
 
 def _small_saliency(inputs: Tensor, size: int, rows: Tensor | None) -> Tensor:
-    """Spectral residual of ``inputs[rows]`` (all rows when None) at the working size: float64 ``(n, *s)``."""
+    """Spectral residual of ``inputs[rows]`` (all rows when None) at the working size: float ``(n, *s)``
+    (float32, or float64 for float64 inputs)."""
     shape = tuple(inputs.shape[2:])
     small = tuple(min(s, size) for s in shape)
     values = inputs.detach()
@@ -80,20 +81,23 @@ def _small_saliency(inputs: Tensor, size: int, rows: Tensor | None) -> Tensor:
     values = _resize(values, small)  # reads only the lines it interpolates from
     if rows is not None:
         values = values.index_select(0, rows)
+    if not values.dtype.is_floating_point or values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()
     if values.shape[1] == 3:
-        grey = values[:, 0].double() * _LUMA[0] + values[:, 1].double() * _LUMA[1] + values[:, 2].double() * _LUMA[2]
+        grey = values[:, 0] * _LUMA[0] + values[:, 1] * _LUMA[1] + values[:, 2] * _LUMA[2]
     else:
-        grey = values.double().mean(1)
+        grey = values.mean(1)
     dims = tuple(range(1, grey.ndim))
     spectrum = torch.fft.fftn(grey, dim=dims)
     amplitude = spectrum.abs()
     log_amplitude = torch.log1p(amplitude)
     residual = log_amplitude - _filter_axes(log_amplitude, (1 / 3, 1 / 3, 1 / 3))
-    phase = torch.where(amplitude > 0, spectrum / amplitude.clamp_min(1e-300), torch.ones_like(spectrum))
+    phase = torch.where(amplitude > 0, spectrum / amplitude.clamp_min(torch.finfo(amplitude.dtype).tiny),
+                        torch.ones_like(spectrum))
     magnitude = torch.fft.ifftn(torch.exp(residual) * phase, dim=dims).abs()
     gauss = [math.exp(-(k - _BLUR_TAPS // 2) ** 2 / (2 * _BLUR_SIGMA**2)) for k in range(_BLUR_TAPS)]
     magnitude = _filter_axes(magnitude, [g / sum(gauss) for g in gauss]) ** 2
-    peak = magnitude.flatten(1).amax(1).clamp_min(1e-300).view(-1, *[1] * len(small))
+    peak = magnitude.flatten(1).amax(1).clamp_min(torch.finfo(magnitude.dtype).tiny).view(-1, *[1] * len(small))
     return magnitude / peak
 
 

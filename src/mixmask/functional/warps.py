@@ -18,6 +18,7 @@ from torch import Tensor
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_choice, to_device
 from mixmask.functional._memory import empty
+from mixmask.functional.params import _same
 
 __all__ = ["RESIZE_MODES", "resize_into_boxes", "ResizeWarp", "NoiseWarp"]
 
@@ -169,10 +170,6 @@ def _paste_resized(inputs: Tensor, low: Tensor, high: Tensor, mode: str, out: Te
         return flat.index_copy(0, lines.reshape(-1), rows).view(out.shape)
     flat.index_copy_(0, lines.reshape(-1), rows)
     return out
-
-
-def _same(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b))
 
 
 @dataclass(frozen=True, eq=False)

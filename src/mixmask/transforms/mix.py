@@ -211,7 +211,7 @@ class MixPolicy:
         fills = {s.constant_fill for s in samplers if s.constant_fill is not None}
         if len(fills) > 1:
             raise MixMaskError(f"expected one fill value for the fill methods of a policy, but got {sorted(fills)}")
-        whole = [type(s).__name__ for s in samplers if not s.per_batch]
+        whole = [type(s).__name__.removesuffix("Sampler") for s in samplers if not s.per_batch]
         if whole and not self.per_sample:
             raise MixMaskError(f"{', '.join(whole)} makes each mask from its own partner's data, so it cannot draw one "
                                "mask for the whole batch: per_sample=False is refused")
