@@ -203,6 +203,7 @@ def test_floors_and_collate_path_keep_shape_and_dtype():
 def test_keras_section_plans_its_own_rows_and_refuses_what_it_cannot_time():
     config = BenchConfig(framework="keras", sizes=((4, 3, 8, 8),), methods=("mixup", "fmix"))
     assert config.libraries == ("mixmask-keras", "keras", "keras-cv", "floor-gather")
+    assert BenchConfig(framework="keras").methods == ("mixup", "cutmix", "fmix", "gridmask")
     status = {(r.method, r.library): r.status for r in plan_rows(config)}
     assert status[("-", "floor-gather")] == "ok"
     assert status[("fmix", "keras")] == "no equivalent" and status[("mixup", "keras")] == "ok"

@@ -23,7 +23,8 @@ import torch
 
 from mixmask.bench.cases import (BENCH_METHODS, FLOORS, LIBRARIES, PATHS, PEER_MODULES, has_equivalent, installed,
                                  semantics)
-from mixmask.bench.keras_jobs import KERAS_LIBRARIES, keras_has_equivalent, keras_installed, keras_semantics
+from mixmask.bench.keras_jobs import (KERAS_LIBRARIES, KERAS_METHODS, keras_has_equivalent, keras_installed,
+                                      keras_semantics)
 from mixmask.errors import MixMaskError
 
 __all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "check_memory", "job_memory", "parse_sizes", "plan_rows",
@@ -93,7 +94,8 @@ class BenchConfig:
         timeout: seconds before a job is stopped and reported as an error.
         framework: ``"torch"`` (mixmask and the torch peers) or ``"keras"`` (mixmask.keras against
             keras.layers and KerasCV, graph mode on TensorFlow, CPU, 2-D sizes; libraries from
-            ``mixmask-keras, keras, keras-cv, floor-gather``, all of them when left at the torch default).
+            ``mixmask-keras, keras, keras-cv, floor-gather``, all of them when left at the torch default;
+            methods: the four of mixmask.keras when left at the default).
         jit: compile the Keras rows' graphs with XLA (``tf.function(jit_compile=True)``).
     """
 
@@ -121,6 +123,8 @@ class BenchConfig:
         object.__setattr__(self, "methods", _check_subset("methods", self.methods, BENCH_METHODS))
         object.__setattr__(self, "paths", _check_subset("paths", self.paths, PATHS))
         if self.framework == "keras":
+            if self.methods == BENCH_METHODS:
+                object.__setattr__(self, "methods", KERAS_METHODS)
             if tuple(self.libraries) == LIBRARIES:
                 object.__setattr__(self, "libraries", KERAS_LIBRARIES)
             object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, KERAS_LIBRARIES))
