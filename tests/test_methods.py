@@ -555,6 +555,22 @@ def test_new_methods_in_mix_collate(targets):
             assert mixed_targets.shape == (6, 10, 10) and bool(((mixed_targets >= 0) & (mixed_targets < 3)).all())
 
 
+@pytest.mark.parametrize("method", sorted(NEW))
+def test_label_smoothing_multi_label_and_pairings_apply_to_the_new_methods(method):
+    x, y, seg = batch(b=8, shape=(12, 10), k=4, seed=34)
+    out = NEW[method](num_classes=4, label_smoothing=0.1, pairing="other_class", seed=35)(x, y, seg)
+    assert bool((y[out.index] != y).all())  # every sample has a partner of another class here
+    w = out.params.label_lam.double()[:, None]
+    smooth = F.one_hot(y, 4).double() * 0.9 + 0.1 / 4
+    torch.testing.assert_close(out.targets.double(), w * smooth + (1 - w) * smooth[out.index], rtol=0, atol=1e-6)
+    multi = torch.rand(8, 4, generator=gen(36)).round()
+    out = NEW[method](num_classes=4, multi_label=True, label_smoothing=0.2, pairing="flip", seed=37)(x, multi, seg)
+    assert torch.equal(out.index, torch.arange(7, -1, -1))
+    w = out.params.label_lam.double()[:, None]
+    smooth = multi.double() * 0.8 + 0.1
+    torch.testing.assert_close(out.targets.double(), w * smooth + (1 - w) * smooth.flip(0), rtol=0, atol=1e-6)
+
+
 # -- bad options ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("build,message", [

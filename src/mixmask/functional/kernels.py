@@ -191,8 +191,8 @@ def check_dense_targets(targets: Tensor, batch_size: int, spatial_shape: tuple[i
     ids, _ = _dense_ids(targets, batch_size, tuple(spatial_shape))
     check_ignore_index(ignore_index, num_classes, ids.dtype)
     if soft and num_classes is None:
-        raise MixMaskError("a soft mask (MixUp, soft FMix, or a policy that may draw one) turns dense targets "
-                           "into per-pixel soft targets, which needs num_classes, but got None")
+        raise MixMaskError("a soft mask (MixUp, soft FMix, SmoothMix, or a policy that may draw one) turns dense "
+                           "targets into per-pixel soft targets, which needs num_classes, but got None")
     if _values_checked(ids, validate) and ids.numel():
         bad = ids < 0 if num_classes is None else (ids < 0) | (ids >= num_classes)
         if ignore_index is not None:
