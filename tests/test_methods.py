@@ -571,6 +571,21 @@ def test_label_smoothing_multi_label_and_pairings_apply_to_the_new_methods(metho
     torch.testing.assert_close(out.targets.double(), w * smooth + (1 - w) * smooth.flip(0), rtol=0, atol=1e-6)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", sorted(NEW))
+def test_cuda_matches_cpu_draw(method):
+    x, y, seg = batch(b=6, shape=(16, 16), k=4, seed=38)
+    cpu = NEW[method](num_classes=4, seed=39)(x, y, seg)
+    gpu = NEW[method](num_classes=4, seed=39)(x.cuda(), y.cuda(), seg.cuda())
+    assert gpu.inputs.device.type == "cuda" and gpu.masks.device.type == "cuda"
+    assert torch.equal(gpu.index.cpu(), cpu.index)
+    torch.testing.assert_close(gpu.mask.cpu(), cpu.mask)
+    torch.testing.assert_close(gpu.targets.cpu(), cpu.targets)
+    if method != "cutout_noise":  # the noise is drawn on the inputs' device
+        torch.testing.assert_close(gpu.inputs.cpu(), cpu.inputs)
+        torch.testing.assert_close(gpu.masks.cpu(), cpu.masks)
+
+
 # -- bad options ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("build,message", [
