@@ -24,7 +24,8 @@ import time
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from mixmask import CutMix, FMix, GridMask, MixCollate, MixUp, RandomChoice
+from mixmask import (ClassMix, CutMix, Cutout, FMix, GridMask, GridMix, MixCollate, MixUp, RandomChoice, ResizeMix,
+                     SaliencyMix, SmoothMix)
 from mixmask.data import IGNORE_INDEX, ImageMaskFolder, ShapesDataset, joint_transforms, write_shapes
 
 K = ShapesDataset.num_classes
@@ -38,6 +39,12 @@ def _methods(validate, target_format):
         "gridmask": GridMask(**common),
         "mixup": MixUp(num_classes=K, **common),
         "choice": RandomChoice([CutMix(), FMix(), GridMask()], **common),
+        "resizemix": ResizeMix(**common),
+        "saliencymix": SaliencyMix(**common),
+        "smoothmix": SmoothMix(num_classes=K, **common),
+        "gridmix": GridMix(**common),
+        "cutout": Cutout(**common),
+        "classmix": ClassMix(**common),
     }
 
 
@@ -48,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per configuration")
-    parser.add_argument("--methods", default="cutmix,fmix,gridmask,mixup,choice")
+    parser.add_argument("--methods", default="cutmix,fmix,gridmask,mixup,choice",
+                        help="also: resizemix, saliencymix, smoothmix, gridmix, cutout, classmix")
     parser.add_argument("--mask-dtype", choices=("int64", "uint8"), default="int64", help="dtype of the id maps")
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the id range check of each mixed batch (validate=False)")

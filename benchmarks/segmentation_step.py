@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from mixmask import CutMix, FMix, GridMask, MixUp, RandomChoice, mixed_cross_entropy
+from mixmask import (ClassMix, CutMix, Cutout, FMix, GridMask, GridMix, MixUp, RandomChoice, ResizeMix, SaliencyMix,
+                     SmoothMix, mixed_cross_entropy)
 from mixmask.train.models import build_model
 
 IGNORE = 255
@@ -31,6 +32,8 @@ def _methods(classes: int, target_format: str):
     return {
         "mixup": MixUp(**common), "cutmix": CutMix(**common), "fmix": FMix(**common),
         "gridmask": GridMask(**common), "choice": RandomChoice([MixUp(), CutMix(), FMix()], **common),
+        "resizemix": ResizeMix(**common), "saliencymix": SaliencyMix(**common), "smoothmix": SmoothMix(**common),
+        "gridmix": GridMix(**common), "cutout": Cutout(**common), "classmix": ClassMix(**common),
     }
 
 
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--width", type=int, default=8, help="channels of the U-Net's first stage")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--methods", default="mixup,cutmix,fmix,gridmask,choice")
+    parser.add_argument("--methods", default="mixup,cutmix,fmix,gridmask,choice",
+                        help="also: resizemix, saliencymix, smoothmix, gridmix, cutout, classmix")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -7,13 +7,14 @@ import os
 import torch
 from hypothesis import HealthCheck, settings
 
-from mixmask.functional.params import METHODS, MixParams
+from mixmask.functional.params import FILL_METHODS, METHODS, MixParams
 
 settings.register_profile("mixmask", deadline=None, max_examples=25, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("mixmask")
 
-GRIDMASK = METHODS.index("gridmask")
+#: Ids of the methods whose partner is the fill value (GridMask, Cutout).
+FILL_IDS = {METHODS.index(m) for m in FILL_METHODS}
 
 
 def snapshot(*tensors):
@@ -36,7 +37,7 @@ def naive_mix_inputs(inputs: torch.Tensor, params: MixParams, channels_last: boo
         m = params.mask[i].double()
         m = m.unsqueeze(-1) if channels_last else m.unsqueeze(0)
         x = inputs[i].double()
-        if int(params.method[i]) == GRIDMASK:
+        if int(params.method[i]) in FILL_IDS:
             partner = torch.full_like(x, params.fill)
         else:
             partner = inputs[int(params.index[i])].double()
@@ -63,7 +64,7 @@ def naive_class_targets(labels: torch.Tensor, params: MixParams, num_classes: in
             else:
                 y = labels[k].double()
             return y * (1 - eps) + (eps / 2 if multi_label else eps / num_classes)
-        w = 1.0 if int(params.method[i]) == GRIDMASK else float(params.lam[i])
+        w = 1.0 if int(params.method[i]) in FILL_IDS else float(params.lam[i])
         rows.append(w * target(i) + (1 - w) * target(int(params.index[i])))
     return torch.stack(rows)
 
@@ -76,7 +77,7 @@ def naive_dense_targets(ids: torch.Tensor, params: MixParams, num_classes: int |
         out = torch.empty_like(ids)
         for i in range(batch):
             keep = params.mask[i]
-            if int(params.method[i]) == GRIDMASK:
+            if int(params.method[i]) in FILL_IDS:
                 other = ids[i] if ignore_index is None else torch.full_like(ids[i], ignore_index)
             else:
                 other = ids[int(params.index[i])]
@@ -87,7 +88,7 @@ def naive_dense_targets(ids: torch.Tensor, params: MixParams, num_classes: int |
         m = params.mask[i].double()
         for k in range(num_classes):
             own = (ids[i] == k).double()
-            if int(params.method[i]) == GRIDMASK:
+            if int(params.method[i]) in FILL_IDS:
                 other = own if ignore_index is None else torch.zeros_like(own)
             else:
                 other = (ids[int(params.index[i])] == k).double()

@@ -93,8 +93,8 @@ def test_missing_peer_is_a_row_not_a_failure(tmp_path, monkeypatch):
 def test_bad_arguments_are_clear_errors(capsys):
     assert main(["bench", "--sizes", "4x3"]) == 2
     assert "4x3" in capsys.readouterr().err
-    assert main(["bench", "--methods", "mixup,smoothmix"]) == 2
-    assert "smoothmix" in capsys.readouterr().err
+    assert main(["bench", "--methods", "mixup,puzzlemix"]) == 2
+    assert "puzzlemix" in capsys.readouterr().err
     with pytest.raises(MixMaskError, match="paths"):
         BenchConfig(paths=("eager",))
     with pytest.raises(MixMaskError, match="rounds"):
@@ -111,6 +111,9 @@ def test_plan_marks_what_cannot_run_and_keeps_semantics():
     kinds = {(r.method, r.library, r.path): r.status for r in rows}
     assert kinds[("fmix", "timm-batch", "transform")] == "no equivalent"
     assert kinds[("gridmask", "kornia", "transform")] == "no equivalent"
+    assert kinds[("gridmask", "mixup-pkg", "transform")] == "no equivalent"
+    for method in ("mixup", "cutmix", "resizemix", "fmix", "saliencymix"):  # the `mixup` package's methods
+        assert kinds[(method, "mixup-pkg", "transform")] == ("ok" if installed("mixup-pkg") else "not installed")
     assert ("cutmix", "timm-batch", "collate") not in kinds  # the collate path is mixmask's own
     assert all(kinds[(m, "mixmask", p)] == "ok" for m in BENCH_METHODS for p in ("transform", "collate"))
 
@@ -159,7 +162,7 @@ def _runnable(method: str) -> list[str]:
     return [lib for lib in LIBRARIES if has_equivalent(lib, method) and installed(lib)]
 
 
-@pytest.mark.parametrize("method", ["mixup", "cutmix", "fmix", "gridmask"])
+@pytest.mark.parametrize("method", BENCH_METHODS)
 def test_every_case_mixes_images_and_labels_alike(method):
     """Each library does the same job: with sample i filled with its own label id, the mixed image's
     mean is the label mixture's mean id (so soft targets match the pixels each call mixed)."""
@@ -172,9 +175,12 @@ def test_every_case_mixes_images_and_labels_alike(method):
             mixed, targets = out
         else:
             mixed, targets = out.inputs, out.targets
+        if (library, method) == ("mixup-pkg", "saliencymix") and targets.shape == (batch, 1, batch, classes):
+            # mixup 0.2.2 broadcasts its (B, 1, 1, 1) weights against (B, K) labels: sample i's row is [i, 0, i]
+            targets = targets[torch.arange(batch), 0, torch.arange(batch)]
         assert targets.shape == (batch, classes), library
         assert torch.allclose(targets.sum(1), torch.ones(batch)), library
-        if method != "gridmask":  # GridMask keeps labels and drops pixels to the fill value
+        if method not in ("gridmask", "cutout"):  # they keep labels and drop pixels to the fill value
             expected = targets @ torch.arange(classes, dtype=torch.float32)
             assert torch.allclose(mixed.mean((1, 2, 3)), expected, atol=1e-4), library
 
@@ -197,6 +203,7 @@ def test_floors_and_collate_path_keep_shape_and_dtype():
 def test_keras_section_plans_its_own_rows_and_refuses_what_it_cannot_time():
     config = BenchConfig(framework="keras", sizes=((4, 3, 8, 8),), methods=("mixup", "fmix"))
     assert config.libraries == ("mixmask-keras", "keras", "keras-cv", "floor-gather")
+    assert BenchConfig(framework="keras").methods == ("mixup", "cutmix", "fmix", "gridmask")
     status = {(r.method, r.library): r.status for r in plan_rows(config)}
     assert status[("-", "floor-gather")] == "ok"
     assert status[("fmix", "keras")] == "no equivalent" and status[("mixup", "keras")] == "ok"

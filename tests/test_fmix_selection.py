@@ -88,6 +88,6 @@ def test_drawn_params_skip_nothing_a_user_params_must_pass():
     with pytest.raises(MixMaskError, match="index"):
         MixParams(torch.full((6,), 6), params.lam, params.mask, params.method)
     with pytest.raises(MixMaskError, match="method"):
-        MixParams(params.index, params.lam, params.mask, torch.full((6,), 9))
+        MixParams(params.index, params.lam, params.mask, torch.full((6,), 99))
     with pytest.raises(MixMaskError, match="index"):
         FMix(seed=0)(x, params=MixParams(params.index[:5], params.lam, params.mask, params.method))

@@ -207,8 +207,8 @@ def test_params_validated_at_construction():
         MixParams(torch.tensor([1, 5]), lam, mask, method)
     with pytest.raises(MixMaskError, match=r"mask.*int64"):
         MixParams(index, lam, mask.long(), method)
-    with pytest.raises(MixMaskError, match=r"method.*\[0, 5\).*\[2, 9\]"):
-        MixParams(index, lam, mask, torch.tensor([2, 9]))
+    with pytest.raises(MixMaskError, match=r"method.*\[0, 11\).*\[2, 19\]"):
+        MixParams(index, lam, mask, torch.tensor([2, 19]))
     with pytest.raises(MixMaskError, match="fill.*nan"):
         MixParams(index, lam, mask, method, float("nan"))
 

@@ -8,7 +8,9 @@ import torch
 from mixmask.cli.main import main
 from mixmask.errors import MixMaskError
 from mixmask.functional.kernels import mix_inputs
-from mixmask.viz.previews import draw_preview_params, save_classification_preview
+from mixmask.viz.previews import PREVIEW_METHODS, demo_maps, draw_preview_params, save_classification_preview
+
+from conftest import cli_error
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -18,12 +20,26 @@ def _photos(count: int = 3, size: int = 24) -> torch.Tensor:
     return torch.randint(0, 256, (count, 3, size, size), generator=gen, dtype=torch.uint8)
 
 
-@pytest.mark.parametrize("method", ["mixup", "cutmix", "fmix", "gridmask"])
+@pytest.mark.parametrize("method", PREVIEW_METHODS)
 def test_preview_params_are_consistent(method):
-    params, grey = draw_preview_params(method, 4, (16, 20), torch.Generator().manual_seed(1))
+    images = _photos(count=4, size=20)[:, :, :16]
+    params, picture = draw_preview_params(method, 4, (16, 20), torch.Generator().manual_seed(1), images=images)
     assert torch.allclose(params.mask.float().mean((1, 2)), params.lam, atol=1e-6)
     assert (params.index != torch.arange(4)).all()
-    assert (grey is not None) == (method == "fmix")
+    assert (picture is not None) == (method in ("fmix", "saliencymix", "classmix"))
+    if picture is not None:
+        assert picture.shape == (4, 16, 20)
+
+
+def test_preview_pictures_are_what_the_masks_are_made_from():
+    images = _photos(count=4, size=24)
+    params, saliency = draw_preview_params("saliencymix", 4, (24, 24), torch.Generator().manual_seed(2), images=images)
+    for i in range(4):  # the partner's saliency peak is inside the pasted box
+        assert not bool(params.mask[i].view(-1)[int(saliency[i].argmax())])
+    maps = demo_maps(images)
+    params, picture = draw_preview_params("classmix", 4, (24, 24), torch.Generator().manual_seed(3), images=images)
+    assert torch.equal(picture, maps[params.index].float() / int(maps.max()))
+    assert set(maps.unique().tolist()) <= {0, 1, 2, 3}
 
 
 def test_fmix_grey_image_is_the_one_thresholded():
@@ -92,3 +108,15 @@ def test_signal_preview_refuses_bad_batches_and_mixed_options(tmp_path, capsys):
         save_signal_preview(tmp_path / "x.png", torch.zeros(2, 1, 40), torch.zeros(3, dtype=torch.long))
     assert main(["preview", "--data", "mnist1d", "--task", "segmentation", "--out", str(tmp_path / "y.png")]) == 2
     assert "classification data set" in capsys.readouterr().err
+
+
+def test_signal_preview_refuses_methods_that_need_images_or_maps(tmp_path, capsys):
+    from mixmask.viz.previews import save_signal_preview
+
+    with pytest.raises(MixMaskError, match="draws mixup, cutmix, fmix, gridmask, but got classmix"):
+        save_signal_preview(tmp_path / "x.png", torch.zeros(2, 1, 40), torch.zeros(2, dtype=torch.long),
+                            methods=("mixup", "classmix"))
+    line = cli_error(capsys, ["preview", "--data", "mnist1d", "--methods", "cutmix,resizemix", "--out",
+                              str(tmp_path / "y.png")])
+    assert "previews mixup,cutmix,fmix,gridmask, but got --methods resizemix" in line
+    assert not (tmp_path / "y.png").exists()

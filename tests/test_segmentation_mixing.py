@@ -153,11 +153,12 @@ def test_overlay_of_one_hot_targets_equals_overlay_of_ids():
 
 
 def test_preview_png(tmp_path):
-    path = save_segmentation_preview(tmp_path / "sub" / "seg.png", methods=("mixup", "gridmask"), seed=1, size=32)
+    path = save_segmentation_preview(tmp_path / "sub" / "seg.png", methods=("mixup", "gridmask", "resizemix", "classmix"),
+                                     seed=1, size=32)
     assert path == tmp_path / "sub" / "seg.png"
     with Image.open(path) as png:
         assert png.format == "PNG" and png.size[0] > png.size[1] > 100
     with pytest.raises(MixMaskError, match="methods"):
-        save_segmentation_preview(tmp_path / "x.png", methods=("mixup", "cutout"))
+        save_segmentation_preview(tmp_path / "x.png", methods=("mixup", "puzzlemix"))
     with pytest.raises(MixMaskError, match="size"):
         save_segmentation_preview(tmp_path / "x.png", size=4)

@@ -6,10 +6,12 @@
 from mixmask.errors import MixMaskError
 from mixmask.functional.losses import mixed_cross_entropy
 from mixmask.functional.params import MixParams
-from mixmask.transforms import CutMix, FMix, GridMask, MixCollate, MixPolicy, MixResult, MixUp, RandomChoice
+from mixmask.transforms import (ClassMix, CutMix, Cutout, FMix, GridMask, GridMix, MixCollate, MixPolicy, MixResult,
+                                MixUp, RandomChoice, ResizeMix, SaliencyMix, SmoothMix)
 from mixmask.transforms.manifold import ManifoldMixup
 
 __version__ = "0.1.0"
 
-__all__ = ["MixUp", "CutMix", "FMix", "GridMask", "RandomChoice", "ManifoldMixup", "MixCollate", "MixPolicy",
-           "MixResult", "MixParams", "MixMaskError", "mixed_cross_entropy"]
+__all__ = ["MixUp", "CutMix", "FMix", "GridMask", "ResizeMix", "SaliencyMix", "SmoothMix", "GridMix", "Cutout",
+           "ClassMix", "RandomChoice", "ManifoldMixup", "MixCollate", "MixPolicy", "MixResult", "MixParams",
+           "MixMaskError", "mixed_cross_entropy"]

@@ -18,32 +18,52 @@ from torch import Tensor
 from mixmask.errors import MixMaskError
 
 __all__ = ["BENCH_METHODS", "LIBRARIES", "FLOORS", "PEER_MODULES", "PATHS", "semantics", "has_equivalent",
-           "installed", "make_call"]
+           "installed", "make_call", "demo_maps"]
 
-BENCH_METHODS: tuple[str, ...] = ("mixup", "cutmix", "fmix", "gridmask")
+BENCH_METHODS: tuple[str, ...] = ("mixup", "cutmix", "fmix", "gridmask", "resizemix", "saliencymix", "smoothmix",
+                                  "gridmix", "cutout", "classmix")
 PATHS: tuple[str, ...] = ("transform", "collate")
 FLOORS: tuple[str, ...] = ("floor-copy", "floor-lerp")
 #: Every row kind, in table order: mixmask, the peers, then the floors.
-LIBRARIES: tuple[str, ...] = ("mixmask", "timm-batch", "timm-elem", "torchvision", "kornia") + FLOORS
+LIBRARIES: tuple[str, ...] = ("mixmask", "timm-batch", "timm-elem", "torchvision", "kornia", "mixup-pkg") + FLOORS
 #: The module a peer needs (what "installed" means) and the one the fork server preloads.
 PEER_MODULES: dict[str, tuple[str, str]] = {
     "timm-batch": ("timm", "timm.data"),
     "timm-elem": ("timm", "timm.data"),
     "torchvision": ("torchvision", "torchvision.transforms.v2"),
     "kornia": ("kornia", "kornia.augmentation"),
+    "mixup-pkg": ("mixup", "mixup"),
 }
-# Which methods each peer implements (none of them has FMix or GridMask).
-_PEER_METHODS = ("mixup", "cutmix")
+#: Which methods each peer implements (the `mixup` package on PyPI also has a heuristic PuzzleMix,
+#: which mixmask does not: no row).
+_PEER_METHODS: dict[str, tuple[str, ...]] = {
+    "timm-batch": ("mixup", "cutmix"), "timm-elem": ("mixup", "cutmix"), "torchvision": ("mixup", "cutmix"),
+    "kornia": ("mixup", "cutmix"), "mixup-pkg": ("mixup", "cutmix", "resizemix", "fmix", "saliencymix"),
+}
+#: The `mixup` package's class for each method.
+_MIXUP_PKG = {"mixup": "VanillaMixUp", "cutmix": "CutMix", "resizemix": "ResizeMix", "fmix": "FMix",
+              "saliencymix": "SaliencyMix"}
 
+_OWNED = "as mixmask, in place into a batch it owns, reused partner buffer"
+_MIXUP_PKG_COMMON = "one lam per batch (numpy's global generator), partner = torch.randperm (may pair with self); " \
+    "one-hot labels made here; new output"
 _SEMANTICS: dict[tuple[str, str], str] = {
     ("mixmask", "mixup"): "per-sample lam ~ Beta and partner (no self-pairs); new output",
     ("mixmask", "cutmix"): "per-sample box and partner (no self-pairs); lam = clipped-box area; new output",
     ("mixmask", "fmix"): "per-sample Fourier mask and partner (no self-pairs); lam = mask mean; new output",
     ("mixmask", "gridmask"): "per-sample grid, fill 0; labels kept; new output",
-    ("mixmask-collate", "mixup"): "as mixmask, in place into a batch it owns, reused partner buffer",
-    ("mixmask-collate", "cutmix"): "as mixmask, in place into a batch it owns, reused partner buffer",
-    ("mixmask-collate", "fmix"): "as mixmask, in place into a batch it owns, reused partner buffer",
+    ("mixmask", "resizemix"): "per-sample tau ~ U(0.1, 0.8), box and partner resized bilinearly into it; "
+                              "lam = 1 - box area; new output",
+    ("mixmask", "saliencymix"): "per-sample box centred on the peak of each partner's spectral-residual saliency "
+                                "(batched FFTs); lam = clipped-box area; new output",
+    ("mixmask", "smoothmix"): "per-sample Gaussian-edged circle (soft mask) and partner; lam = mask mean; new output",
+    ("mixmask", "gridmix"): "per-sample n x n grid (n in 2-8), each cell from the partner with a per-sample "
+                            "probability; lam = mask mean; new output",
+    ("mixmask", "cutout"): "per-sample box of half the side, fill 0; labels kept; new output",
+    ("mixmask", "classmix"): "per-sample half of the classes of each partner's (B, H, W) map, maps mixed too; "
+                             "lam = mask mean; new output",
     ("mixmask-collate", "gridmask"): "as mixmask, in place into a batch it owns",
+    ("mixmask-collate", "cutout"): "as mixmask, in place into a batch it owns",
     ("timm-batch", "mixup"): "one lam per batch; partner = flipped batch; mutates input",
     ("timm-batch", "cutmix"): "one box per batch; partner = flipped batch; lam = clipped-box area; mutates input",
     ("timm-elem", "mixup"): "per-sample lam in a Python loop; partner = flipped batch; mutates input (+1 clone)",
@@ -54,6 +74,16 @@ _SEMANTICS: dict[tuple[str, str], str] = {
     ("kornia", "mixup"): "per-sample lam ~ Uniform(0, 1), not Beta; may pair with self; (B, 3) labels "
                          "made soft here",
     ("kornia", "cutmix"): "per-sample box; may pair with self; (1, B, 3) labels made soft here",
+    ("mixup-pkg", "mixup"): _MIXUP_PKG_COMMON,
+    ("mixup-pkg", "cutmix"): "one box per batch; lam = clipped-box area; " + _MIXUP_PKG_COMMON,
+    ("mixup-pkg", "resizemix"): "one box per batch, side sqrt(1 - lam) with lam ~ Beta (not tau ~ U(0.1, 0.8)); "
+                                "bilinear resize; " + _MIXUP_PKG_COMMON,
+    ("mixup-pkg", "fmix"): "one Fourier mask per batch (torch.quantile threshold, spectrum on S itself); "
+                           + _MIXUP_PKG_COMMON,
+    ("mixup-pkg", "saliencymix"): "box of one size per batch, placed per sample in a Python loop on a heuristic "
+                                  "saliency (blur contrast, edges, centre prior); label weight = each clipped box's "
+                                  "area, returned as (B, 1, B, K) labels (0.2.2 broadcasts (B, 1, 1, 1) weights "
+                                  "against (B, K): sample i's row is [i, 0, i]); " + _MIXUP_PKG_COMMON,
     ("floor-copy", "-"): "index_select into a preallocated batch; no labels",
     ("floor-lerp", "-"): "one allocating torch.lerp with a per-sample weight (torch.where for uint8); no labels",
 }
@@ -61,8 +91,9 @@ _SEMANTICS: dict[tuple[str, str], str] = {
 
 def semantics(library: str, method: str, path: str = "transform") -> str:
     """What a row's number buys: pairing, lam per sample or per batch, in place or not."""
-    key = ("mixmask-collate" if library == "mixmask" and path == "collate" else library, method)
-    return _SEMANTICS.get(key, "")
+    if library == "mixmask" and path == "collate":
+        return _SEMANTICS.get(("mixmask-collate", method), _OWNED if method in BENCH_METHODS else "")
+    return _SEMANTICS.get((library, method), "")
 
 
 def has_equivalent(library: str, method: str) -> bool:
@@ -71,7 +102,7 @@ def has_equivalent(library: str, method: str) -> bool:
         return method == "-"
     if library == "mixmask":
         return method in BENCH_METHODS
-    return method in _PEER_METHODS
+    return method in _PEER_METHODS.get(library, ())
 
 
 def installed(library: str) -> bool:
@@ -88,22 +119,39 @@ def _one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     return torch.nn.functional.one_hot(labels.long(), num_classes).to(dtype)
 
 
+def demo_maps(batch: int, spatial: tuple[int, ...], seed: int, device: torch.device, classes: int = 8) -> Tensor:
+    """``(B, *S)`` int64 maps of ``classes`` ids in blocks of about 1/8 of each side (for ClassMix rows)."""
+    coarse = torch.randint(0, classes, (batch, *[8] * len(spatial)), generator=torch.Generator().manual_seed(seed))
+    index = [torch.arange(n) * 8 // n for n in spatial]
+    return coarse[(slice(None),) + torch.meshgrid(*index, indexing="ij")].to(device)
+
+
 def _mixmask_call(method: str, path: str, inputs: Tensor, labels: Tensor, num_classes: int,
                   seed: int) -> Callable[[], Any]:
     import mixmask
 
-    kinds = {"mixup": mixmask.MixUp, "cutmix": mixmask.CutMix, "fmix": mixmask.FMix, "gridmask": mixmask.GridMask}
+    kinds = {"mixup": mixmask.MixUp, "cutmix": mixmask.CutMix, "fmix": mixmask.FMix, "gridmask": mixmask.GridMask,
+             "resizemix": mixmask.ResizeMix, "saliencymix": mixmask.SaliencyMix, "smoothmix": mixmask.SmoothMix,
+             "gridmix": mixmask.GridMix, "cutout": mixmask.Cutout, "classmix": mixmask.ClassMix}
     transform = kinds[method](num_classes=num_classes, seed=seed)
+    maps = demo_maps(inputs.shape[0], tuple(inputs.shape[2:]), seed, inputs.device) if method == "classmix" else None
     if path == "transform":
-        return lambda: transform(inputs, labels)
+        return lambda: transform(inputs, labels, maps)
     workspace = torch.empty_like(inputs)
     generator = torch.Generator().manual_seed(seed + 1)
 
     def collate_call() -> Any:
-        params = transform.sample(inputs, labels, generator=generator)
-        return transform.apply(params, inputs, labels, inplace=True, workspace=workspace)
+        params = transform.sample(inputs, labels, maps, generator=generator)
+        return transform.apply(params, inputs, labels, maps, inplace=True, workspace=workspace)
 
     return collate_call
+
+
+def _mixup_pkg_call(method: str, inputs: Tensor, labels: Tensor, num_classes: int) -> Callable[[], Any]:
+    import mixup
+
+    mix = getattr(mixup, _MIXUP_PKG[method])(alpha=1.0)
+    return lambda: mix(inputs, _one_hot(labels, num_classes, torch.float32))
 
 
 def _timm_call(mode: str, method: str, inputs: Tensor, labels: Tensor, num_classes: int) -> Callable[[], Any]:
@@ -191,6 +239,8 @@ def make_call(library: str, method: str, path: str, inputs: Tensor, labels: Tens
         return _floor_call(library, inputs, seed)
     if library.startswith("timm"):
         return _timm_call(library.split("-")[1], method, inputs, labels, num_classes)
+    if library == "mixup-pkg":
+        return _mixup_pkg_call(method, inputs, labels, num_classes)
     if library == "torchvision":
         return _torchvision_call(method, inputs, labels, num_classes)
     return _kornia_call(method, inputs, labels, num_classes)

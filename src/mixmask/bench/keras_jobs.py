@@ -19,10 +19,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["KERAS_LIBRARIES", "keras_semantics", "keras_has_equivalent", "keras_installed", "run_jobs"]
+__all__ = ["KERAS_LIBRARIES", "KERAS_METHODS", "keras_semantics", "keras_has_equivalent", "keras_installed", "run_jobs"]
 
 KERAS_LIBRARIES: tuple[str, ...] = ("mixmask-keras", "keras", "keras-cv", "floor-gather")
-_METHODS = {"mixmask-keras": ("mixup", "cutmix", "fmix", "gridmask"), "keras": ("mixup", "cutmix"),
+#: The methods mixmask.keras has (the Keras section's default).
+KERAS_METHODS: tuple[str, ...] = ("mixup", "cutmix", "fmix", "gridmask")
+_METHODS = {"mixmask-keras": KERAS_METHODS, "keras": ("mixup", "cutmix"),
             "keras-cv": ("mixup", "cutmix", "fmix", "gridmask"), "floor-gather": ("-",)}
 _MODULES = {"mixmask-keras": "keras", "keras": "keras", "keras-cv": "keras_cv", "floor-gather": "tensorflow"}
 _SEMANTICS = {

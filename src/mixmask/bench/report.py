@@ -57,7 +57,7 @@ def table_cells(report: dict[str, Any]) -> list[list[str]]:
 def _header_lines(report: dict[str, Any]) -> list[str]:
     v, m, cfg = report["versions"], report["machine"], report["config"]
     names = ("tensorflow", "tensorflow-cpu", "keras", "keras-cv") if cfg.get("framework") == "keras" else \
-        ("timm", "torchvision", "kornia")
+        ("timm", "torchvision", "kornia", "mixup")
     peers = ", ".join(f"{name} {v[name]}" for name in names if v.get(name))
     load = report["load_average"]
     memory = next((r["memory_kind"] for r in report["rows"] if r.get("memory_kind")), "n/a")
@@ -185,7 +185,8 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
             if value:
                 ax.axhline(value, color="black", linestyle=style, linewidth=1, label=floor)
         ax.set_yscale("log")
-        ax.set_xticks(range(len(methods)), methods)
+        ax.set_xticks(range(len(methods)), methods, rotation=30 if len(methods) > 4 else 0,
+                      ha="right" if len(methods) > 4 else "center")
         ax.set_title(size)
         ax.set_ylabel("images/s (log)")
         ax.grid(axis="y", which="both", alpha=0.3)

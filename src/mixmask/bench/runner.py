@@ -23,7 +23,8 @@ import torch
 
 from mixmask.bench.cases import (BENCH_METHODS, FLOORS, LIBRARIES, PATHS, PEER_MODULES, has_equivalent, installed,
                                  semantics)
-from mixmask.bench.keras_jobs import KERAS_LIBRARIES, keras_has_equivalent, keras_installed, keras_semantics
+from mixmask.bench.keras_jobs import (KERAS_LIBRARIES, KERAS_METHODS, keras_has_equivalent, keras_installed,
+                                      keras_semantics)
 from mixmask.errors import MixMaskError
 
 __all__ = ["DEFAULT_SIZES", "SCHEMA", "BenchConfig", "check_memory", "job_memory", "parse_sizes", "plan_rows",
@@ -76,7 +77,7 @@ class BenchConfig:
     """What to run.
 
     Args:
-        methods: mixing methods, from ``mixup, cutmix, fmix, gridmask``.
+        methods: mixing methods, from :data:`~mixmask.bench.cases.BENCH_METHODS`.
         sizes: ``(B, C, *S)`` batch shapes.
         device: ``"cpu"`` or ``"cuda"``.
         dtype: ``"float32"`` or ``"uint8"`` inputs.
@@ -93,7 +94,8 @@ class BenchConfig:
         timeout: seconds before a job is stopped and reported as an error.
         framework: ``"torch"`` (mixmask and the torch peers) or ``"keras"`` (mixmask.keras against
             keras.layers and KerasCV, graph mode on TensorFlow, CPU, 2-D sizes; libraries from
-            ``mixmask-keras, keras, keras-cv, floor-gather``, all of them when left at the torch default).
+            ``mixmask-keras, keras, keras-cv, floor-gather``, all of them when left at the torch default;
+            methods: the four of mixmask.keras when left at the default).
         jit: compile the Keras rows' graphs with XLA (``tf.function(jit_compile=True)``).
     """
 
@@ -121,6 +123,8 @@ class BenchConfig:
         object.__setattr__(self, "methods", _check_subset("methods", self.methods, BENCH_METHODS))
         object.__setattr__(self, "paths", _check_subset("paths", self.paths, PATHS))
         if self.framework == "keras":
+            if self.methods == BENCH_METHODS:
+                object.__setattr__(self, "methods", KERAS_METHODS)
             if tuple(self.libraries) == LIBRARIES:
                 object.__setattr__(self, "libraries", KERAS_LIBRARIES)
             object.__setattr__(self, "libraries", _check_subset("libraries", self.libraries, KERAS_LIBRARIES))
@@ -320,7 +324,7 @@ def _git_commit() -> str | None:
 def versions() -> dict[str, str | None]:
     """Versions of python, torch, mixmask (and its git commit) and each peer (None when not installed)."""
     found = {"python": platform.python_version()}
-    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "psutil", "tensorflow-cpu",
+    for dist in ("torch", "numpy", "mixmask", "timm", "torchvision", "kornia", "mixup", "psutil", "tensorflow-cpu",
                  "tensorflow", "keras", "jax", "keras-cv"):
         found[dist] = _version(dist)
     found["mixmask_git"] = _git_commit()

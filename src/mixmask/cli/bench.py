@@ -6,8 +6,10 @@ import argparse
 from typing import Any
 
 _DEFAULT_SIZES = "128x3x32x32,64x3x224x224,16x3x512x512"
-_LIBRARIES = "mixmask,timm-batch,timm-elem,torchvision,kornia,floor-copy,floor-lerp"
+_LIBRARIES = "mixmask,timm-batch,timm-elem,torchvision,kornia,mixup-pkg,floor-copy,floor-lerp"
 _KERAS_LIBRARIES = "mixmask-keras,keras,keras-cv,floor-gather"
+_METHODS = "mixup,cutmix,fmix,gridmask,resizemix,saliencymix,smoothmix,gridmix,cutout,classmix"
+_KERAS_METHODS = "mixup,cutmix,fmix,gridmask"
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -17,11 +19,12 @@ def _csv(text: str) -> tuple[str, ...]:
 def add_parser(subparsers: Any) -> None:
     """Register ``bench`` and its options."""
     parser = subparsers.add_parser(
-        "bench", help="time mixmask against timm, torchvision, kornia and copy floors",
+        "bench", help="time mixmask against timm, torchvision, kornia, the mixup package and copy floors",
         description="Time one call (mix the batch, make soft targets) of mixmask and of every installed "
                     "peer, each (library, method, size) in a fresh process, over interleaved rounds.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--methods", default="mixup,cutmix,fmix,gridmask", help="comma-separated methods")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated methods (default torch: {_METHODS}; keras: {_KERAS_METHODS})")
     parser.add_argument("--sizes", default=_DEFAULT_SIZES, help="comma-separated BxCxHxW (or 1-D/3-D) shapes")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "uint8"))
@@ -87,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     from mixmask.bench.runner import BenchConfig, check_memory, parse_sizes, run_bench
     from mixmask.resources import check_writable
 
+    keras = args.framework == "keras"
+    if args.methods is None:
+        args.methods = _KERAS_METHODS if keras else _METHODS
     if args.libraries is None:
-        args.libraries = _KERAS_LIBRARIES if args.framework == "keras" else _LIBRARIES
+        args.libraries = _KERAS_LIBRARIES if keras else _LIBRARIES
     config = BenchConfig(methods=_csv(args.methods), sizes=parse_sizes(args.sizes), device=args.device,
                          dtype=args.dtype, paths=_csv(args.path), libraries=_csv(args.libraries),
                          framework=args.framework, jit=args.jit,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mixmask.errors import MixMaskError
+from mixmask.functional.params import METHODS as _IDS
 
-METHODS = ("mixup", "cutmix", "fmix", "gridmask")
+METHODS = _IDS[1:]
 #: ``--data`` values: 1-D data sets of ``mixmask train`` whose real signals can be previewed.
 SIGNAL_DATA = ("mnist1d",)
 
@@ -25,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    "(or your own images / segmentation shapes) and write them as one PNG.")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="classification: photos and masks; segmentation: images, id maps and mixed maps")
-    parser.add_argument("--methods", type=_methods, default=METHODS, help="comma-separated (default: all)")
+    parser.add_argument("--methods", type=_methods, default=None, help="comma-separated (default: all; with "
+                        "--data: mixup,cutmix,fmix,gridmask, the methods a 1-D preview draws)")
     parser.add_argument("--images", nargs="+", metavar="FILE", help="your own image files (default: bundled photos)")
     parser.add_argument("--data", default=None, choices=SIGNAL_DATA, help="classification: --count real training "
                         "signals of this data set instead of photos, drawn as 1-D curves with each mixed sample's "
@@ -61,7 +63,15 @@ def run(args: argparse.Namespace) -> int:
             raise MixMaskError(f"--data {args.data} previews classification signals; drop --images and --task "
                                f"{args.task}" if args.images else f"--data {args.data} is a classification data set, "
                                f"but got --task {args.task}")
+        from mixmask.viz.previews import SIGNAL_METHODS
+
+        other = [m for m in args.methods or () if m not in SIGNAL_METHODS]
+        if other:
+            raise MixMaskError(f"--data {args.data} previews {','.join(SIGNAL_METHODS)}, but got --methods "
+                               f"{','.join(other)}")
+        args.methods = args.methods or SIGNAL_METHODS
         return _signals(args)
+    args.methods = args.methods or METHODS
     if args.task == "segmentation":
         from mixmask.viz.segmentation import save_segmentation_preview
 

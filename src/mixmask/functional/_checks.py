@@ -47,6 +47,29 @@ def check_bool(name: str, value: bool) -> bool:
     return bool(value)
 
 
+def check_pair(name: str, value: Sequence[float] | None, low: float, high: float, *,
+               low_open: bool = False) -> tuple[float, float] | None:
+    """Return a ``(low, high)`` pair of numbers in the interval with ``low <= high`` (None stays None), else raise."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, Tensor)) or len(value) != 2:
+        raise MixMaskError(f"{name} must be a (low, high) pair, but got {value!r}")
+    a, b = (check_finite_range(name, v, low, high, low_open=low_open) for v in value)
+    if a > b:
+        raise MixMaskError(f"{name} must have low <= high, but got {tuple(value)}")
+    return a, b
+
+
+def check_int_pair(name: str, value: Sequence[int], *, low: int) -> tuple[int, int]:
+    """Return a ``(low, high)`` pair of ints ``>= low`` with ``low <= high``, else raise."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) != 2:
+        raise MixMaskError(f"{name} must be a (low, high) pair of ints, but got {value!r}")
+    a, b = (check_int(name, v, low=low) for v in value)
+    if a > b:
+        raise MixMaskError(f"{name} must have low <= high, but got {tuple(value)}")
+    return a, b
+
+
 def check_positive(name: str, value: float) -> float:
     """Return ``float(value)`` if it is finite and > 0, else raise."""
     return check_finite_range(name, value, 0.0, math.inf, low_open=True, high_open=True)

@@ -191,8 +191,8 @@ def check_dense_targets(targets: Tensor, batch_size: int, spatial_shape: tuple[i
     ids, _ = _dense_ids(targets, batch_size, tuple(spatial_shape))
     check_ignore_index(ignore_index, num_classes, ids.dtype)
     if soft and num_classes is None:
-        raise MixMaskError("a soft mask (MixUp, soft FMix, or a policy that may draw one) turns dense targets "
-                           "into per-pixel soft targets, which needs num_classes, but got None")
+        raise MixMaskError("a soft mask (MixUp, soft FMix, SmoothMix, or a policy that may draw one) turns dense "
+                           "targets into per-pixel soft targets, which needs num_classes, but got None")
     if _values_checked(ids, validate) and ids.numel():
         bad = ids < 0 if num_classes is None else (ids < 0) | (ids >= num_classes)
         if ignore_index is not None:
@@ -253,7 +253,7 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
     mask = _compact(params.mask)
     mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
     own_out = inputs if inplace else None
-    if params.all_erase:  # fill methods only: the partner is the constant fill, no gather
+    if params.all_erase and not params.warps:  # constant fills only: the partner is the fill, no gather
         soft_uint8 = inputs.dtype == torch.uint8 and not params.binary
         fill = torch.full((), params.fill, dtype=torch.float32 if soft_uint8 else inputs.dtype,
                           device=inputs.device).expand(inputs.shape)
@@ -268,6 +268,9 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
         erase = params.erase.view((-1,) + (1,) * (inputs.ndim - 1))
         partner = partner.masked_fill(erase, params.fill) if grad else partner.masked_fill_(erase, params.fill)
     for warp in params.warps:
+        if warp.rows.shape[0] == partner.shape[0]:  # every row (rows are ascending and distinct)
+            partner = warp.warp_inputs(partner, channels_last)
+            continue
         changed = warp.warp_inputs(partner.index_select(0, warp.rows), channels_last)
         partner = partner.index_copy(0, warp.rows, changed) if grad else partner.index_copy_(0, warp.rows, changed)
     if grad:
@@ -403,10 +406,10 @@ def mix_dense_targets(targets: Tensor, params: MixParams, *, num_classes: int | 
     """Mix dense targets (segmentation maps of ids) with the mask that mixed the inputs.
 
     With a binary mask each pixel takes its id from the sample that supplied the pixel, so ids are
-    never interpolated. With a soft mask (MixUp, soft FMix) the result is per-pixel soft targets.
-    Pixels equal to ``ignore_index`` stay ignored (weight 0 in soft targets). Where GridMask drops a
-    pixel it becomes ``ignore_index`` when one is given, else it keeps its id (the object is still
-    there, only hidden).
+    never interpolated. With a soft mask (MixUp, soft FMix, SmoothMix) the result is per-pixel soft
+    targets. Pixels equal to ``ignore_index`` stay ignored (weight 0 in soft targets). Where GridMask
+    or Cutout drops a pixel it becomes ``ignore_index`` when one is given, else it keeps its id (the
+    object is still there, only hidden). ResizeMix's partner maps are resized with the nearest pixel.
 
     Args:
         targets: int ``(B, *S)`` or ``(B, 1, *S)`` ids.
@@ -436,7 +439,10 @@ def _warped_ids(ids: Tensor, params: MixParams) -> Tensor:
     """The partner ids ``ids[index]``, changed by the draw's warps (a new tensor)."""
     partner = torch.index_select(ids, 0, params.index, out=empty(ids.shape, ids.dtype, ids.device))
     for warp in params.warps:
-        partner.index_copy_(0, warp.rows, warp.warp_ids(partner.index_select(0, warp.rows)))
+        if warp.rows.shape[0] == partner.shape[0]:  # every row (rows are ascending and distinct)
+            partner = warp.warp_ids(partner)
+        else:
+            partner.index_copy_(0, warp.rows, warp.warp_ids(partner.index_select(0, warp.rows)))
     return partner
 
 

@@ -17,14 +17,16 @@ import torch
 from torch import Tensor
 
 from mixmask.errors import MixMaskError
-from mixmask.functional._checks import (check_batch_size, check_finite_range, check_int, check_positive,
-                                        check_spatial_shape, to_device)
+from mixmask.functional._checks import (check_batch_size, check_choice, check_finite_range, check_int,
+                                        check_int_pair, check_pair, check_positive, check_spatial_shape, to_device)
 from mixmask.functional._cache import TensorCache
 from mixmask.functional._fields import build_plan, choose_long_axes, normals_shape, plan_fields
 from mixmask.functional._memory import empty
 from mixmask.functional.params import mask_mean
 
-__all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks"]
+__all__ = ["mixup_masks", "cutmix_boxes", "cutmix_masks", "fmix_grey_images", "fmix_masks", "gridmask_masks",
+           "centred_boxes", "resizemix_boxes", "saliencymix_boxes", "smoothmix_masks", "gridmix_masks", "cutout_masks",
+           "classmix_masks"]
 
 
 def _check_lam(lam: Tensor) -> Tensor:
@@ -103,6 +105,31 @@ def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Ge
     limit = np.array(shape)
     return (torch.from_numpy(np.minimum(np.maximum(low, 0), limit)),
             torch.from_numpy(np.minimum(np.maximum(low + sides, 0), limit)))
+
+
+def _box_sides(lam: Tensor, shape: tuple[int, ...], num_boxes: int = 1) -> Tensor:
+    """``(B, num_boxes, D)`` int64 sides of boxes with the image's aspect ratio, volumes ``(1 - lam) * |S| / num_boxes``."""
+    lam = lam.to(dtype=torch.float64, device="cpu")
+    share = ((1.0 - lam) / num_boxes)[:, None, None]
+    return torch.round(torch.tensor(shape, dtype=torch.float64) * share ** (1.0 / len(shape))).long()
+
+
+def centred_boxes(centres: Tensor, sides: Tensor, spatial_shape: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """Boxes of the given sides around the given centres, clipped to the image.
+
+    A box is ``low <= coord < high`` with ``low = centre - side // 2`` and ``high = low + side``
+    before clipping (CutMix's convention: the centre pixel is inside every box of side >= 1).
+
+    Args:
+        centres, sides: int64 ``(..., D)`` (broadcastable), on one device.
+        spatial_shape: ``S``.
+
+    Returns:
+        ``(low, high)`` int64 ``(..., D)`` clipped to ``[0, S_d]``, on the centres' device.
+    """
+    low = centres - sides // 2
+    limit = torch.tensor(tuple(spatial_shape), device=centres.device)
+    return low.clamp(min=0).minimum(limit), (low + sides).clamp(min=0).minimum(limit)
 
 
 def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tuple[float, float],
@@ -537,4 +564,278 @@ def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: tor
         axis = torch.remainder(coords[d] + shift, cells.view(-1, *[1] * dims)) < dropped_side.view(-1, *[1] * dims)
         dropped = axis if dropped is None else dropped & axis
     mask = ~dropped.expand(batch_size, *shape)
+    return mask, mask_mean(mask)
+
+
+# -- boxes, blobs, grids and classes: ResizeMix, SaliencyMix, SmoothMix, GridMix, Cutout, ClassMix ------------
+
+def resizemix_boxes(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                    scale: tuple[float, float] = (0.1, 0.8)) -> tuple[Tensor, Tensor, Tensor]:
+    """ResizeMix boxes (Qin et al., 2020): one box per sample, side ``tau * S_d`` on every axis, inside the image.
+
+    ``tau ~ U(scale)`` per sample (the paper's range is 0.1 to 0.8); each side is ``round(tau * S_d)``
+    (at least 1), so the box has the image's aspect ratio; its corner is uniform over the places
+    where it fits. The whole partner is resized into the box (:func:`~mixmask.functional.warps.
+    resize_into_boxes`), so the own label weight is the area outside it, ``1 - tau^D`` up to rounding.
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator.
+        scale: ``(low, high)`` range of tau, ``0 < low <= high <= 1``.
+
+    Returns:
+        ``(low, high, tau)``: ``(B, D)`` int64 CPU corners (``low <= coord < high``) and ``(B,)`` float64 tau.
+
+    Raises:
+        MixMaskError: a bad batch size, shape or scale.
+    """
+    batch_size = check_batch_size(batch_size)
+    shape = check_spatial_shape(spatial_shape)
+    first, last = check_pair("scale", scale, 0.0, 1.0, low_open=True)
+    tau = first + (last - first) * torch.rand(batch_size, generator=generator, dtype=torch.float64)
+    sizes = torch.tensor(shape)
+    sides = torch.round(tau[:, None] * sizes).long().clamp(min=1).minimum(sizes)
+    corners = (torch.rand(batch_size, len(shape), generator=generator, dtype=torch.float64)
+               * (sizes - sides + 1)).long()
+    return corners, corners + sides, tau
+
+
+def saliencymix_boxes(lam: Tensor, peaks: Tensor, spatial_shape: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """SaliencyMix boxes (Uddin et al., 2021): CutMix's box for each ``lam``, centred on a saliency peak.
+
+    Sides are CutMix's (the image's aspect ratio, volume ``(1 - lam) * |S|``); the box is centred on
+    ``peaks[i]`` (the maximum of the partner's saliency) and clipped to the image.
+
+    Args:
+        lam: ``(B,)`` drawn weights in [0, 1].
+        peaks: ``(B, D)`` int coordinates of each partner's saliency peak.
+        spatial_shape: ``S`` of rank 1 to 3.
+
+    Returns:
+        ``(low, high)``: ``(B, D)`` int64 corners on the peaks' device.
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], peaks of another shape or outside the image.
+    """
+    lam = _check_lam(lam)
+    shape = check_spatial_shape(spatial_shape)
+    if not isinstance(peaks, Tensor) or peaks.shape != (lam.shape[0], len(shape)) or peaks.is_floating_point():
+        raise MixMaskError(f"expected int peaks of shape {(lam.shape[0], len(shape))}, but got "
+                           f"{tuple(peaks.shape) if isinstance(peaks, Tensor) else peaks!r}")
+    if bool(((peaks < 0) | (peaks >= torch.tensor(shape, device=peaks.device))).any()):
+        raise MixMaskError(f"expected peaks inside the spatial shape {shape}, but got {peaks.tolist()}")
+    return _saliencymix_boxes(lam, peaks, shape)
+
+
+def _saliencymix_boxes(lam: Tensor, peaks: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """:func:`saliencymix_boxes` for arguments the library made itself (not checked); on the peaks' device."""
+    return centred_boxes(peaks.long(), to_device(_box_sides(lam, shape)[:, 0], peaks.device), shape)
+
+
+#: SmoothMix's mask shapes: a circle (Euclidean distance) or a square (largest distance along an axis).
+SMOOTH_KINDS: tuple[str, ...] = ("circle", "square", "either")
+
+
+def smoothmix_masks(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                    kind: str = "circle", sigma: tuple[float, float] = (0.25, 0.5),
+                    device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """SmoothMix masks (Lee et al., 2020): the partner pasted as a blob whose edge falls off as a Gaussian.
+
+    In coordinates scaled to [0, 1] along every axis, sample ``i`` draws a centre ``c`` uniformly in
+    the image and a spread ``s ~ U(sigma)``; the partner's weight at ``u`` is ``exp(-d^2 / (2 s^2))``
+    with ``d`` the Euclidean distance ``|u - c|`` (``"circle"``) or the largest distance along one axis
+    (``"square"``); ``"either"`` picks one of the two per sample with equal chance. The mask (the own
+    sample's weight) is 1 minus that: a soft mask, lam its mean. On square images the shapes are
+    circles and squares; otherwise they stretch with the image, like CutMix's boxes.
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator.
+        kind: one of :data:`SMOOTH_KINDS`.
+        sigma: ``(low, high)`` range of the spread, as a fraction of each side, ``0 < low <= high``.
+        device: where the masks are built.
+
+    Returns:
+        ``(mask, lam)``: float32 ``(B, *S)`` in [0, 1] and its ``(B,)`` mean.
+
+    Raises:
+        MixMaskError: a bad batch size, shape, kind or sigma.
+    """
+    batch_size = check_batch_size(batch_size)
+    shape = check_spatial_shape(spatial_shape)
+    kind = check_choice("kind", kind, SMOOTH_KINDS)
+    first, last = check_pair("sigma", sigma, 0.0, math.inf, low_open=True)
+    dims = len(shape)
+    centres = torch.rand(batch_size, dims, generator=generator, dtype=torch.float64)
+    spread = first + (last - first) * torch.rand(batch_size, generator=generator, dtype=torch.float64)
+    square = (torch.rand(batch_size, generator=generator) < 0.5 if kind == "either"
+              else torch.full((batch_size,), kind == "square"))
+    device = torch.device(device)
+    scale = to_device(-0.5 / spread**2, device, torch.float32)[:, None]
+    centres = to_device(centres, device, torch.float32)
+    profiles = []  # the partner's weight along each axis: exp(-d^2 / (2 s^2)), (B, 1, .., S_d, .., 1)
+    for d, size in enumerate(shape):
+        coord = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
+        profile = torch.exp((coord[None] - centres[:, d, None]) ** 2 * scale)
+        profiles.append(profile.view(-1, *[size if k == d else 1 for k in range(dims)]))
+    parts = {}  # a circle's weight is the product of the axes' (Euclidean distance), a square's their minimum
+    if not bool(square.all()):
+        parts[False] = functools.reduce(torch.mul, profiles).expand(batch_size, *shape)
+    if bool(square.any()):
+        parts[True] = functools.reduce(torch.minimum, profiles).expand(batch_size, *shape)
+    partner = parts[True] if False not in parts else parts[False] if True not in parts else torch.where(
+        to_device(square, device).view(-1, *[1] * dims), parts[True], parts[False])
+    mask = torch.sub(1.0, partner, out=empty((batch_size, *shape), torch.float32, device))
+    return mask, mask_mean(mask)
+
+
+def gridmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                  grid: tuple[int, int] = (2, 7), device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """GridMix masks (Baek et al., 2021): an ``n x n`` grid whose cells each come from one of the pair.
+
+    Sample ``i`` draws ``n`` uniformly in ``[grid[0], grid[1]]`` and cuts every axis into ``n`` cells
+    (cell ``k`` of an axis of size ``S_d`` holds the positions ``p`` with ``floor(p * n / S_d) = k``);
+    each of the ``n^D`` cells keeps the sample's own pixels with probability ``lam[i]`` and takes
+    the partner's otherwise, independently. lam is measured from the mask.
+
+    Args:
+        lam: ``(B,)`` probability that a cell is the sample's own.
+        spatial_shape: ``S`` of rank 1 to 3, every side ``>= grid[1]``.
+        generator: CPU generator.
+        grid: ``(low, high)`` ints, ``1 <= low <= high``.
+        device: where the masks are built.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` and its ``(B,)`` mean.
+
+    Raises:
+        MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape or grid, or a side shorter than ``grid[1]``.
+    """
+    grid = check_int_pair("grid", grid, low=1)
+    shape = check_spatial_shape(spatial_shape)
+    if min(shape) < grid[1]:
+        raise MixMaskError(f"GridMix's grid={grid} cuts every axis into up to {grid[1]} cells, which needs sides "
+                           f">= {grid[1]}, but got spatial shape {shape}")
+    return _gridmix_masks(_check_lam(lam), shape, generator, grid, device)
+
+
+def _gridmix_masks(lam: Tensor, shape: tuple[int, ...], generator: torch.Generator, grid: tuple[int, int],
+                   device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """:func:`gridmix_masks` for arguments the library checked itself."""
+    count, dims, top = lam.shape[0], len(shape), grid[1]
+    cuts = torch.randint(grid[0], top + 1, (count,), generator=generator)
+    own = torch.rand(count, top**dims, generator=generator, dtype=torch.float64) < lam.double().cpu()[:, None]
+    device = torch.device(device)
+    cells = to_device(own, device).view(count, *[top] * dims)
+    cuts = to_device(cuts, device)
+    index: list[Tensor] = [torch.arange(count, device=device).view(-1, *[1] * dims)]
+    for d, size in enumerate(shape):
+        positions = torch.div(torch.arange(size, device=device)[None] * cuts[:, None], size, rounding_mode="floor")
+        index.append(positions.view(-1, *[size if k == d else 1 for k in range(dims)]))
+    mask = cells[tuple(index)]
+    return mask, mask_mean(mask)
+
+
+def cutout_masks(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
+                 size: tuple[float, float] = (0.5, 0.5), num_boxes: int = 1,
+                 device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Cutout masks (DeVries & Taylor, 2017): 0 inside ``num_boxes`` boxes per sample, 1 outside.
+
+    Each box has sides ``round(f * S_d)`` with ``f ~ U(size)`` drawn per box (the image's aspect
+    ratio: a square on square images), a centre drawn uniformly over the image, and is clipped to
+    it, so a box near the border drops less (as in the paper). The partner is a fill value, not
+    another sample.
+
+    Args:
+        batch_size: B.
+        spatial_shape: ``S`` of rank 1 to 3.
+        generator: CPU generator.
+        size: ``(low, high)`` range of a box's side as a fraction of each side, in (0, 1].
+        num_boxes: boxes per sample (the paper's ``n_holes``).
+        device: where the masks are built.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` and the ``(B,)`` kept fraction.
+
+    Raises:
+        MixMaskError: a bad batch size, shape, size or num_boxes.
+    """
+    batch_size = check_batch_size(batch_size)
+    shape = check_spatial_shape(spatial_shape)
+    first, last = check_pair("size", size, 0.0, 1.0, low_open=True)
+    num_boxes = check_int("num_boxes", num_boxes, low=1)
+    fraction = first + (last - first) * torch.rand(batch_size, num_boxes, 1, generator=generator,
+                                                   dtype=torch.float64)
+    sizes = torch.tensor(shape, dtype=torch.float64)
+    sides = torch.round(fraction * sizes).long().clamp(min=1)
+    centres = (torch.rand(batch_size, num_boxes, len(shape), generator=generator, dtype=torch.float64)
+               * sizes).long()
+    low, high = centred_boxes(centres, sides, shape)
+    return box_masks(low, high, shape, device)
+
+
+def classmix_masks(partner_maps: Tensor, generator: torch.Generator, *, ignore_index: int | None = None
+                   ) -> tuple[Tensor, Tensor]:
+    """ClassMix masks (Olsson et al., 2021): 0 on the pixels of half of the classes in each partner's map.
+
+    For row ``i`` the classes present in ``partner_maps[i]`` (ids >= 0 other than ``ignore_index``)
+    are ranked by a uniform score drawn per (row, class id) for the ids ``0 .. k - 1`` (``k - 1``
+    the largest class id present in any row); the ``ceil(n / 2)`` best of the ``n`` present are
+    pasted (the official code's ``(n + n % 2) / 2``). Unlabelled partner pixels are never pasted.
+    One host read (the largest id) sizes the score table.
+
+    Args:
+        partner_maps: ``(B, *S)`` int id maps of the partners (``x[j[i]]``'s map in row ``i``).
+        generator: CPU generator.
+        ignore_index: id of unlabelled pixels, or None.
+
+    Returns:
+        ``(mask, lam)``: bool ``(B, *S)`` on the maps' device (False where the partner's chosen
+        classes are) and its ``(B,)`` mean.
+
+    Raises:
+        MixMaskError: not an integer ``(B, *S)`` tensor with 1 to 3 spatial dims.
+    """
+    if (not isinstance(partner_maps, Tensor) or not 2 <= partner_maps.ndim <= 4 or partner_maps.shape[0] == 0
+            or partner_maps.dtype.is_floating_point or partner_maps.dtype == torch.bool or partner_maps.is_complex()):
+        got = (f"{partner_maps.dtype} {tuple(partner_maps.shape)}" if isinstance(partner_maps, Tensor)
+               else type(partner_maps).__name__)
+        raise MixMaskError(f"expected (B, *S) integer id maps with 1 to 3 spatial dims, but got {got}")
+    rows = torch.arange(partner_maps.shape[0], device=partner_maps.device)
+    return _classmix_masks(partner_maps, rows, generator, ignore_index)
+
+
+def _classmix_masks(maps: Tensor, partners: Tensor, generator: torch.Generator, ignore_index: int | None
+                    ) -> tuple[Tensor, Tensor]:
+    """:func:`classmix_masks` of ``maps[partners]``, for maps the policy checked.
+
+    When the partners are distinct and cover every map (a permutation), the classes are counted and
+    the pasted pixels found on the maps where they are, and only the bool masks are reordered: no
+    copy of the id maps.
+    """
+    count = partners.shape[0]
+    distinct = count == maps.shape[0] and bool((torch.bincount(partners.cpu(), minlength=count) == 1).all())
+    if not distinct:
+        maps, partners = maps.index_select(0, partners), torch.arange(count, device=maps.device)
+    ids = maps.reshape(maps.shape[0], -1)
+    ids = ids if ids.dtype == torch.long else ids.long()
+    width = int(ids.amax()) + 1 if ids.numel() else 0  # ids above every class id, ignore_index included
+    if ignore_index is not None and ignore_index < 0:
+        ids = torch.where(ids >= 0, ids, width)  # column `width` stands for "no class"
+    present = torch.zeros(ids.shape[0], width + 1, dtype=torch.bool, device=ids.device).scatter_(1, ids, True)
+    present[:, width] = False
+    if ignore_index is not None and 0 <= ignore_index < width:
+        present[:, ignore_index] = False
+    present = present.index_select(0, partners)
+    seen = present.any(0).nonzero()
+    classes = int(seen.max()) + 1 if seen.numel() else 0  # scores for ids 0 .. largest class present
+    scores = to_device(torch.rand(count, classes, generator=generator, dtype=torch.float64), ids.device)
+    present = present[:, :classes]
+    take = torch.div(present.sum(1) + 1, 2, rounding_mode="floor")
+    rank = torch.where(present, scores, 2.0).argsort(1).argsort(1)
+    chosen = torch.zeros(ids.shape[0], width + 1, dtype=torch.bool, device=ids.device)
+    chosen[:, :classes].index_copy_(0, partners, present & (rank < take[:, None]))  # by the map it pastes from
+    mask = ~chosen.gather(1, ids).index_select(0, partners).view(count, *maps.shape[1:])
     return mask, mask_mean(mask)

@@ -17,10 +17,12 @@ from mixmask.functional._checks import to_device
 
 __all__ = ["METHODS", "FILL_METHODS", "MixParams", "PartnerWarp"]
 
-#: Method ids stored in :attr:`MixParams.method`, in this order.
-METHODS: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask")
-#: Methods whose partner is the constant ``fill`` rather than another sample; their labels are kept.
-FILL_METHODS: tuple[str, ...] = ("gridmask",)
+#: Method ids stored in :attr:`MixParams.method`, in this order (new methods are appended: ids never change).
+METHODS: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask", "resizemix", "saliencymix", "smoothmix",
+                            "gridmix", "cutout", "classmix")
+#: Methods whose partner is the constant ``fill`` (or a warp's noise) rather than another sample; their
+#: labels are kept.
+FILL_METHODS: tuple[str, ...] = ("gridmask", "cutout")
 _FILL_IDS = np.array([METHODS.index(m) for m in FILL_METHODS])
 
 #: Largest gap allowed between a user-given ``lam`` and the mean of the mask it comes with.
@@ -30,17 +32,22 @@ LAM_TOLERANCE = 1e-4
 class PartnerWarp(Protocol):
     """A per-sample change of the partner before blending: ``out = M * x + (1 - M) * warp(x[j])``.
 
-    ResizeMix, for one, pastes the whole partner resized into a box. A warp applies to the rows
-    ``rows`` of the batch; it receives those rows of the gathered partners and returns them changed.
+    ResizeMix, for one, pastes the whole partner resized into a box; Cutout's noise fill replaces
+    it. A warp applies to the rows ``rows`` of the batch (ascending, distinct); it receives those rows
+    of the gathered partners — a contiguous buffer the kernel owns, which it may write into — and
+    returns them changed (it must not write into a buffer that requires grad).
     """
 
     rows: Tensor
 
     def warp_inputs(self, partners: Tensor, channels_last: bool) -> Tensor:
-        """``(n, C, *S)`` (or ``(n, *S, C)``) partner inputs of :attr:`rows`, changed; not in place."""
+        """``(n, C, *S)`` (or ``(n, *S, C)``) partner inputs of :attr:`rows`, changed."""
 
     def warp_ids(self, ids: Tensor) -> Tensor:
         """``(n, *S)`` partner id maps of :attr:`rows`, changed the same way (nearest: ids never blend)."""
+
+    def for_rows(self, rows: Tensor) -> PartnerWarp:
+        """The change of the first row for each of ``rows`` (one draw shared by a batch: ``per_sample=False``)."""
 
     def to(self, device: torch.device) -> PartnerWarp:
         """The same warp with its tensors on ``device``."""
@@ -55,7 +62,7 @@ class MixParams:
     """One draw: ``out[i] = mask[i] * x[i] + (1 - mask[i]) * partner[i]``.
 
     ``partner[i]`` is ``x[index[i]]`` (changed by a :class:`PartnerWarp` where a method has one), or
-    the constant ``fill`` for the samples of :data:`FILL_METHODS`. Replaying the same ``MixParams`` on
+    the constant ``fill`` for the samples of :data:`FILL_METHODS` (or a warp's noise: Cutout). Replaying the same ``MixParams`` on
     an image batch and on its targets mixes both alike. Two draws compare equal when every field is
     equal (tensors element for element); a draw is not hashable.
 
@@ -64,9 +71,9 @@ class MixParams:
         lam: ``(B,)`` float32 mean of each sample's mask (the share of the sample's own input).
         mask: ``(B, *S)`` bool for binary masks, float32 for soft ones (MixUp's is an expanded view).
         method: ``(B,)`` int64 CPU ids into :data:`METHODS` (0, ``"none"``: not mixed, lam 1).
-        fill: value the fill methods (GridMask) write where they drop pixels.
+        fill: value the fill methods (GridMask, Cutout) write where they drop pixels.
         label_lam: ``(B,)`` float32 weight of each sample's own label; by default ``lam``, and 1 for
-            the fill methods (GridMask keeps labels) and reformulated draws (own labels only).
+            the fill methods (GridMask and Cutout keep labels) and reformulated draws (own labels only).
         warps: partner warps, each for some rows of the batch.
         boxes: ``(B, nb, 2, D)`` int64 CPU corners ``(low, high)`` when every mask is exactly 0 inside
             its sample's boxes and 1 elsewhere (CutMix; empty boxes for unmixed rows), else None.
@@ -197,7 +204,7 @@ class MixParams:
 
     @property
     def erase(self) -> Tensor:
-        """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask)."""
+        """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask, Cutout)."""
         return to_device(self._erase_cpu, self.mask.device)
 
     @property

@@ -61,7 +61,8 @@ class EpochLoop:
     def _mix(self, x: Tensor, y: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         if self.mix is None:
             return x, y
-        params = self.mix.sample(x, None if self.segmentation else y, generator=generator)
+        labels, maps = (None, y) if self.segmentation else (y, None)  # maps too: ClassMix reads them
+        params = self.mix.sample(x, labels, maps, generator=generator)
         if self.workspace is None or self.workspace.shape != x.shape:
             self.workspace = torch.empty_like(x)
         if self.segmentation:

@@ -3,7 +3,7 @@
 Grammar::
 
     SPEC    := "none" | METHOD [":" ARGS] | "choice(" SPEC {"," SPEC} ")" [":" ARGS]
-    METHOD  := mixup | cutmix | fmix | gridmask
+    METHOD  := mixup | cutmix | fmix | gridmask | resizemix | saliencymix | smoothmix | gridmix | cutout | classmix
     ARGS    := NAME "=" VALUE {"," NAME "=" VALUE}
 
 Arguments are the keyword arguments of the Python class (``mixup:alpha=0.4`` is
@@ -23,13 +23,17 @@ from mixmask.errors import MixMaskError
 __all__ = ["METHOD_NAMES", "parse_mix", "split_specs", "spec_slug"]
 
 #: The names a SPEC may start with.
-METHOD_NAMES: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask", "choice")
+METHOD_NAMES: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask", "resizemix", "saliencymix",
+                                 "smoothmix", "gridmix", "cutout", "classmix", "choice")
 
 
 def _classes() -> dict[str, type]:
-    from mixmask.transforms import CutMix, FMix, GridMask, MixUp
+    from mixmask.transforms import (ClassMix, CutMix, Cutout, FMix, GridMask, GridMix, MixUp, ResizeMix, SaliencyMix,
+                                    SmoothMix)
 
-    return {"mixup": MixUp, "cutmix": CutMix, "fmix": FMix, "gridmask": GridMask}
+    return {"mixup": MixUp, "cutmix": CutMix, "fmix": FMix, "gridmask": GridMask, "resizemix": ResizeMix,
+            "saliencymix": SaliencyMix, "smoothmix": SmoothMix, "gridmix": GridMix, "cutout": Cutout,
+            "classmix": ClassMix}
 
 
 def _split_top(text: str) -> list[str]:
@@ -144,7 +148,7 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
                                    f"but got {rest!r}")
             members = [parse_mix(s) for s in split_specs(text[len("choice("):end])]
             if any(m is None or isinstance(m, RandomChoice) for m in members):
-                raise MixMaskError(f"choice(...) takes mixup, cutmix, fmix or gridmask, but got {spec!r}")
+                raise MixMaskError(f"choice(...) takes single methods ({', '.join(classes)}), but got {spec!r}")
             args = _arguments(rest[1:], spec, RandomChoice)
             return RandomChoice(members, num_classes=num_classes, **args, **extra)
         name, _, rest = text.partition(":")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -208,9 +208,13 @@ class MixPolicy:
 
     def _set_samplers(self, samplers: Sequence[MaskSampler], weights: Sequence[float], probs: Sequence[float]) -> None:
         """The members: each sampler with its choice weight and its own apply probability."""
-        fills = {s.fill for s in samplers if s.fills}
+        fills = {s.constant_fill for s in samplers if s.constant_fill is not None}
         if len(fills) > 1:
             raise MixMaskError(f"expected one fill value for the fill methods of a policy, but got {sorted(fills)}")
+        whole = [type(s).__name__.removesuffix("Sampler") for s in samplers if not s.per_batch]
+        if whole and not self.per_sample:
+            raise MixMaskError(f"{', '.join(whole)} makes each mask from its own partner's data, so it cannot draw one "
+                               "mask for the whole batch: per_sample=False is refused")
         self.samplers = tuple(samplers)
         self.fill = fills.pop() if fills else 0.0
         total = float(sum(weights))
@@ -229,7 +233,7 @@ class MixPolicy:
         b, _, spatial = K.check_inputs(batch.data, params, channels_last=channels_last, inplace=inplace,
                                        workspace=workspace, validate=self.validate)
         if params is None:
-            if any(s.fills for s in self.samplers):
+            if any(s.constant_fill is not None for s in self.samplers):
                 K.check_fill(self.fill, batch.data.dtype)
             for sampler in self.samplers:
                 sampler.check(spatial, masks)
@@ -309,11 +313,10 @@ class MixPolicy:
             rows_t = torch.from_numpy(rows)
             ctx = SamplerContext(rows.size, rows_t, torch.from_numpy(partners[rows]), spatial, device, data.dtype, gen, view,
                                  _plain(labels) if labels is not None else None,
-                                 _dense_ids_view(masks, b, spatial), saliency)
+                                 _dense_ids_view(masks, b, spatial), saliency, self.ignore_index)
             draw = sampler.draw(ctx)
-            if not self.per_sample and draw.warp is not None:
-                raise MixMaskError(f"{type(sampler).__name__} changes partners per sample and cannot draw with "
-                                   "per_sample=False")
+            if not self.per_sample and draw.warp is not None:  # the one draw changes every partner alike
+                draw = replace(draw, warp=draw.warp.for_rows(torch.arange(b, device=device)))
             parts.append((rows_t, draw))
         mask, lam, label_lam, warps = self._assemble(parts, b, spatial, device)
         return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps,

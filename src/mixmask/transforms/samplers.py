@@ -12,7 +12,6 @@ apply probability, per-sample choice and everything about targets belong to the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -22,13 +21,16 @@ from torch import Tensor
 
 from mixmask.errors import MixMaskError
 from mixmask.functional import masks as M
-from mixmask.functional._checks import (check_bool, check_finite_range, check_int, check_positive,
-                                        device_generator, to_device)
+from mixmask.functional._checks import (check_bool, check_choice, check_finite_range, check_int, check_int_pair,
+                                        check_pair, check_positive, device_generator, to_device)
 from mixmask.functional.params import PartnerWarp
+from mixmask.functional.saliency import saliency_peaks, spectral_saliency
 from mixmask.functional.sampling import _sample_lam
+from mixmask.functional.warps import RESIZE_MODES, NoiseWarp, ResizeWarp
 
 __all__ = ["SamplerContext", "MaskDraw", "MaskSampler", "MixUpSampler", "CutMixSampler", "FMixSampler",
-           "GridMaskSampler"]
+           "GridMaskSampler", "ResizeMixSampler", "SaliencyMixSampler", "SmoothMixSampler", "GridMixSampler",
+           "CutoutSampler", "ClassMixSampler"]
 
 #: Input dtypes whose blend weights are coarser than float32: soft masks are rounded to them.
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -51,6 +53,7 @@ class SamplerContext:
         labels: the batch's class labels, or None.
         masks: ``(B, *S)`` the batch's dense id maps, or None.
         saliency: ``(B, *S)`` a saliency map given by the caller, or None.
+        ignore_index: the policy's id of unlabelled pixels in ``masks`` (not a class), or None.
     """
 
     count: int
@@ -64,6 +67,7 @@ class SamplerContext:
     labels: Tensor | None = None
     masks: Tensor | None = None
     saliency: Tensor | None = None
+    ignore_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,16 +101,25 @@ class MaskSampler:
 
     Class attributes:
         method: the id name in :data:`~mixmask.functional.METHODS`.
-        fills: the partner is the constant ``fill`` and labels are kept (GridMask).
+        fills: the partner is not another sample (a fill value, or noise) and labels are kept (GridMask,
+            Cutout).
+        per_batch: one draw can serve a whole batch (``per_sample=False``); False for a method whose
+            mask is made from each partner's own data (ClassMix).
     """
 
     method: ClassVar[str] = "none"
     fills: ClassVar[bool] = False
+    per_batch: ClassVar[bool] = True
 
     @property
     def soft(self) -> bool:
         """Whether the masks may hold weights other than 0 and 1."""
         return False
+
+    @property
+    def constant_fill(self) -> float | None:
+        """The constant this method writes as its partner (the policy holds one), or None."""
+        return None
 
     def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
         """Raise :class:`MixMaskError` if this method cannot draw for the batch (before anything is drawn)."""
@@ -167,17 +180,6 @@ class MixUpSampler(_LamSampler):
         return MaskDraw(lam, None, self._own_labels(lam))
 
 
-def _pair(name: str, value: Sequence[float] | None, low: float, high: float) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) != 2:
-        raise MixMaskError(f"{name} must be a (low, high) pair, but got {value!r}")
-    a, b = (check_finite_range(name, v, low, high) for v in value)
-    if a > b:
-        raise MixMaskError(f"{name} must have low <= high, but got {tuple(value)}")
-    return a, b
-
-
 @dataclass(frozen=True)
 class CutMixSampler(_LamSampler):
     """CutMix (Yun et al., 2019): ``num_boxes`` boxes of the partner pasted into each sample.
@@ -194,7 +196,7 @@ class CutMixSampler(_LamSampler):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "num_boxes", check_int("num_boxes", self.num_boxes, low=1))
-        size_range = _pair("size_range", self.size_range, 0.0, 1.0)
+        size_range = check_pair("size_range", self.size_range, 0.0, 1.0)
         if size_range is not None and (size_range[1] <= 0 or size_range[0] == size_range[1]):
             raise MixMaskError(f"size_range must have 0 <= low < high <= 1, but got {self.size_range!r}")
         if size_range is not None and self.num_boxes != 1:
@@ -261,7 +263,7 @@ class GridMaskSampler(MaskSampler):
     fill: float = 0.0
 
     def __post_init__(self) -> None:
-        low, high = _pair("cell_size", self.cell_size, 0.0, 1.0)
+        low, high = check_pair("cell_size", self.cell_size, 0.0, 1.0)
         if low <= 0:
             raise MixMaskError(f"cell_size must be in (0, 1], but got {self.cell_size!r}")
         object.__setattr__(self, "cell_size", (low, high))
@@ -273,6 +275,10 @@ class GridMaskSampler(MaskSampler):
     def options(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @property
+    def constant_fill(self) -> float:
+        return self.fill
+
     def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
         if self.rotate > 0 and len(spatial_shape) != 2:
             raise MixMaskError(f"GridMask's rotate is defined for 2-D masks only, but got spatial shape "
@@ -282,3 +288,183 @@ class GridMaskSampler(MaskSampler):
         mask, lam = M.gridmask_masks(ctx.count, ctx.spatial_shape, ctx.generator, cell_size=self.cell_size,
                                      keep_ratio=self.keep_ratio, rotate=self.rotate, device=ctx.device)
         return MaskDraw(lam, mask, torch.ones_like(lam))
+
+
+@dataclass(frozen=True)
+class ResizeMixSampler(MaskSampler):
+    """ResizeMix (Qin et al., 2020): the whole partner resized into a box of side ratio ``tau ~ U(scale)``.
+
+    The box (``round(tau * S_d)`` per axis, the image's aspect ratio) lies at a uniform place inside
+    the image; the partner is resized into it (a :class:`~mixmask.functional.warps.ResizeWarp`,
+    ``mode`` bilinear or nearest; id maps with the nearest pixel), so the sample keeps its label's
+    weight ``1 - box area`` (the mask's mean, measured).
+    """
+
+    method: ClassVar[str] = "resizemix"
+    scale: tuple[float, float] = (0.1, 0.8)
+    mode: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", check_pair("scale", self.scale, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "mode", check_choice("mode", self.mode, RESIZE_MODES))
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        shape = ctx.spatial_shape
+        low, high, _ = M.resizemix_boxes(ctx.count, shape, ctx.generator, scale=self.scale)
+        mask, lam = M.box_masks(low[:, None], high[:, None], shape, ctx.device)
+        return MaskDraw(lam, mask, None, ResizeWarp(to_device(ctx.rows, ctx.device), low, high, self.mode))
+
+
+@dataclass(frozen=True)
+class SaliencyMixSampler(_LamSampler):
+    """SaliencyMix (Uddin et al., ICLR 2021): CutMix's box centred on the peak of the partner's saliency.
+
+    The saliency is the caller's ``saliency=`` map when one is given, else the spectral residual of
+    the partner (:func:`~mixmask.functional.saliency.spectral_saliency`, working side
+    ``saliency_size``), computed for all partners in one batched pass. The box has CutMix's size for
+    ``lam ~ Beta(alpha, alpha)``, is clipped to the image, and lam is the area outside it.
+    """
+
+    method: ClassVar[str] = "saliencymix"
+    saliency_size: int = 64
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "saliency_size", check_int("saliency_size", self.saliency_size, low=4))
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        partners = to_device(ctx.partners, ctx.device)
+        if ctx.saliency is not None:
+            maps = ctx.saliency.detach()
+            maps = maps.index_select(0, to_device(ctx.partners, maps.device))
+        else:
+            maps = spectral_saliency(ctx.inputs, size=self.saliency_size, rows=partners)
+        peaks = to_device(saliency_peaks(maps), ctx.device)
+        low, high = M._saliencymix_boxes(self.lams(ctx), peaks, ctx.spatial_shape)
+        mask, lam = M.box_masks(low[:, None], high[:, None], ctx.spatial_shape, ctx.device)
+        boxes = torch.stack([low, high], 1)[:, None] if low.device.type == "cpu" else None  # no device read
+        return MaskDraw(lam, mask, self._own_labels(lam), boxes=boxes)
+
+
+@dataclass(frozen=True)
+class SmoothMixSampler(MaskSampler):
+    """SmoothMix (Lee et al., CVPR Workshops 2020): the partner pasted as a Gaussian-edged circle or square.
+
+    ``kind``: ``"circle"``, ``"square"`` or ``"either"`` (drawn per sample); the spread is drawn per
+    sample in ``sigma`` (fractions of each side). Soft masks: lam is their mean, dense maps become
+    per-pixel soft targets.
+    """
+
+    method: ClassVar[str] = "smoothmix"
+    kind: str = "circle"
+    sigma: tuple[float, float] = (0.25, 0.5)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", check_choice("kind", self.kind, M.SMOOTH_KINDS))
+        object.__setattr__(self, "sigma", check_pair("sigma", self.sigma, 0.0, math.inf, low_open=True))
+
+    @property
+    def soft(self) -> bool:
+        return True
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        mask, lam = M.smoothmix_masks(ctx.count, ctx.spatial_shape, ctx.generator, kind=self.kind,
+                                      sigma=self.sigma, device=ctx.device)
+        if ctx.dtype in _LOW_PRECISION:
+            mask = pixel_weights(mask, ctx.dtype)
+            lam = M.mask_mean(mask)
+        return MaskDraw(lam, mask)
+
+
+@dataclass(frozen=True)
+class GridMixSampler(_LamSampler):
+    """GridMix (Baek et al., Pattern Recognition 2021): an ``n x n`` grid, each cell from the sample or its partner.
+
+    ``n`` is drawn per sample in ``grid``; each cell is the sample's own with probability
+    ``lam ~ Beta(alpha, alpha)`` (drawn per sample), else the partner's; lam is then measured.
+    """
+
+    method: ClassVar[str] = "gridmix"
+    grid: tuple[int, int] = (2, 8)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "grid", check_int_pair("grid", self.grid, low=1))
+
+    def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
+        if min(spatial_shape) < self.grid[1]:
+            raise MixMaskError(f"GridMix's grid={self.grid} cuts every axis into up to {self.grid[1]} cells, which "
+                               f"needs sides >= {self.grid[1]}, but got spatial shape {spatial_shape}")
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        mask, lam = M._gridmix_masks(self.lams(ctx), ctx.spatial_shape, ctx.generator, self.grid, ctx.device)
+        return MaskDraw(lam, mask, self._own_labels(lam))
+
+
+@dataclass(frozen=True)
+class CutoutSampler(MaskSampler):
+    """Cutout (DeVries & Taylor, 2017): ``num_boxes`` boxes filled with ``fill``; labels are kept.
+
+    Box sides are ``size`` (a fraction, or a ``(low, high)`` range drawn per box) times each side;
+    centres are uniform over the image and boxes are clipped. ``fill="noise"`` fills with per-pixel
+    noise instead of a constant (a :class:`~mixmask.functional.warps.NoiseWarp`: standard normal
+    for float inputs, uniform 0-255 for uint8).
+    """
+
+    method: ClassVar[str] = "cutout"
+    fills: ClassVar[bool] = True
+    size: float | tuple[float, float] = 0.5
+    num_boxes: int = 1
+    fill: float | str = 0.0
+
+    def __post_init__(self) -> None:
+        size = self.size
+        if isinstance(size, (int, float, np.floating, np.integer)) and not isinstance(size, bool):
+            size = (size, size)
+        object.__setattr__(self, "size", check_pair("size", size, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "num_boxes", check_int("num_boxes", self.num_boxes, low=1))
+        if isinstance(self.fill, str):
+            if self.fill != "noise":
+                raise MixMaskError(f"fill must be a number or 'noise', but got {self.fill!r}")
+        else:
+            object.__setattr__(self, "fill", check_finite_range("fill", self.fill, -math.inf, math.inf))
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def constant_fill(self) -> float | None:
+        return None if self.fill == "noise" else self.fill
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        mask, lam = M.cutout_masks(ctx.count, ctx.spatial_shape, ctx.generator, size=self.size,
+                                   num_boxes=self.num_boxes, device=ctx.device)
+        warp = None
+        if self.fill == "noise":
+            seed = int(torch.randint(0, 2**62, (), generator=ctx.generator))
+            warp = NoiseWarp(to_device(ctx.rows, ctx.device), seed)
+        return MaskDraw(lam, mask, torch.ones_like(lam), warp)
+
+
+@dataclass(frozen=True)
+class ClassMixSampler(MaskSampler):
+    """ClassMix (Olsson et al., WACV 2021): paste the pixels of half of the classes in the partner's map.
+
+    Needs dense maps (``masks=``); the classes are those present in each partner's map other than
+    the policy's ``ignore_index`` (:func:`~mixmask.functional.masks.classmix_masks`). Each mask is
+    made from its own partner's map, so a whole batch cannot share one draw (``per_sample=False`` is
+    refused).
+    """
+
+    method: ClassVar[str] = "classmix"
+    per_batch: ClassVar[bool] = False
+
+    def check(self, spatial_shape: tuple[int, ...], masks: Tensor | None) -> None:
+        if masks is None:
+            raise MixMaskError("ClassMix pastes the classes of each partner's segmentation map, so it needs the "
+                               "maps (masks=), but got masks=None")
+
+    def draw(self, ctx: SamplerContext) -> MaskDraw:
+        partners = to_device(ctx.partners, ctx.masks.device)
+        mask, lam = M._classmix_masks(ctx.masks, partners, ctx.generator, ctx.ignore_index)
+        return MaskDraw(to_device(lam, ctx.device), to_device(mask, ctx.device))

@@ -72,7 +72,7 @@ def save_segmentation_preview(path: str | Path, *, methods: Sequence[str] = ("mi
 
     Args:
         path: the PNG to write (folders are created).
-        methods: any of ``"mixup"``, ``"cutmix"``, ``"fmix"``, ``"gridmask"``.
+        methods: any of the method names (``"mixup"``, ``"cutmix"``, ..., ``"classmix"``).
         seed: seed of the images and of the draws.
         size: side of the images.
 
@@ -87,9 +87,11 @@ def save_segmentation_preview(path: str | Path, *, methods: Sequence[str] = ("mi
     from matplotlib.patches import Patch
 
     from mixmask.data.shapes import IGNORE_INDEX, ShapesDataset
-    from mixmask.transforms import CutMix, FMix, GridMask, MixUp
+    from mixmask import transforms as T
 
-    kinds = {"mixup": MixUp, "cutmix": CutMix, "fmix": FMix, "gridmask": GridMask}
+    kinds = {"mixup": T.MixUp, "cutmix": T.CutMix, "fmix": T.FMix, "gridmask": T.GridMask, "resizemix": T.ResizeMix,
+             "saliencymix": T.SaliencyMix, "smoothmix": T.SmoothMix, "gridmix": T.GridMix, "cutout": T.Cutout,
+             "classmix": T.ClassMix}
     methods = list(methods)
     unknown = [m for m in methods if m not in kinds]
     if not methods or unknown:
