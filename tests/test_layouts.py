@@ -204,6 +204,8 @@ def test_cli_check_train_and_preview_on_each_layout(tmp_path, capsys, layout):
         {"voc": 21, "camvid": 4, "cityscapes": 19, "ade20k": 150}[layout]
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["test_iou_per_class"]) == config["dataset"]["num_classes"]
+    printed = capsys.readouterr().out
+    assert "test IoU per class: " + config["dataset"]["classes"][0] in printed
     assert (run / "predictions.png").is_file()
     picture = tmp_path / "preview.png"
     assert main(["preview", "--task", "segmentation", "--data", f"seg-folder:{root}", "--count", "2", "--size", "32",

@@ -27,10 +27,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "weight_decay": 5e-4, "epochs": 200, "batch_size": 128, "warmup_epochs": 0.0,
                     "augment": "crop,flip"},
 }
-#: Defaults of the options left unset (None), per task (docs/train.md says why these).
+#: Defaults of the options left unset (None), per task (docs/train.md says why these). ``lr`` is
+#: the task's peak rate for its default optimiser; another optimiser gets its own default rate.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classification": {"model": "cnn", "optimizer": "sgd", "epochs": 10, "batch_size": 64},
-    "segmentation": {"model": "unet", "optimizer": "adamw", "epochs": 30, "batch_size": 32,
+    "segmentation": {"model": "unet", "optimizer": "adamw", "lr": 2e-3, "epochs": 10, "batch_size": 8,
                      "ignore_index": 255},
 }
 #: Options that only mean something for ``seg-folder:PATH`` data.
@@ -81,7 +82,7 @@ class TrainConfig:
         model: ``cnn``, ``preact_resnet18``, ``unet`` or ``timm:NAME``.
         mix: a mixing SPEC (see :func:`mixmask.train.spec.parse_mix`).
         epochs, batch_size: as usual (the batch size is per process under torchrun).
-        lr: peak learning rate (None: 0.05 for SGD, 1e-3 for AdamW).
+        lr: peak learning rate (None: 0.05 for SGD, 1e-3 for AdamW; 2e-3 for AdamW on segmentation).
         optimizer: ``sgd`` (Nesterov momentum) or ``adamw``.
         momentum, weight_decay: optimiser settings.
         warmup_epochs, warmup: warm-up length (epochs, may be fractional) and shape
@@ -155,8 +156,12 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every field left None set to the task's default (:data:`TASK_DEFAULTS`)."""
-        defaults = TASK_DEFAULTS[self.task]
-        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        defaults = dict(TASK_DEFAULTS[self.task])
+        task_lr = defaults.pop("lr", None)
+        out = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        if out.lr is None:
+            out.lr = task_lr if out.optimizer == defaults["optimizer"] and task_lr else _DEFAULT_LR.get(out.optimizer)
+        return out
 
     def label_options(self) -> dict[str, Any]:
         """The options that say what a ``seg-folder:`` map means, for :func:`load_data`."""

@@ -22,7 +22,7 @@ __all__ = ["IMAGE_SIZE", "SHAPES_SIZE", "load_folder_data"]
 #: Side that ``folder:`` and ``seg-folder:`` images are resized to.
 IMAGE_SIZE = 64
 #: ``shapes``: side, training-pool and test counts (rendered once, kept in memory).
-SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 800, 200
+SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 1800, 200
 _TEST_FRACTION = 0.2
 
 

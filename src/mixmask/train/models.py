@@ -110,7 +110,7 @@ class UNet(nn.Module):
         depth: number of levels (the deepest sees the input at ``1 / 2 ** (depth - 1)``).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dims: int = 2, width: int = 16, depth: int = 4) -> None:
+    def __init__(self, in_channels: int, num_classes: int, dims: int = 2, width: int = 8, depth: int = 5) -> None:
         super().__init__()
         if depth < 2:
             raise MixMaskError(f"UNet depth must be >= 2, but got {depth}")
