@@ -53,6 +53,7 @@ def test_written_folder_round_trips(tmp_path, layout):
     out = write_shapes(tmp_path / "shapes", count=5, size=32, seed=7, layout=layout)
     folder = ImageMaskFolder(out)
     assert folder.layout == layout and len(folder) == 5
+    assert folder.palette[:4] == ShapesDataset.colors  # pictures use the palette the maps were written with
     data = ShapesDataset(5, size=32, seed=7)
     for i in range(5):
         assert torch.equal(folder[i]["image"], data[i]["image"])

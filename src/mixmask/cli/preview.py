@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mixmask.cli.labels import add_label_arguments
 from mixmask.errors import MixMaskError
@@ -59,7 +60,7 @@ def _own_maps(args: argparse.Namespace):
     """``(images, maps, colors, names, ignore_index)`` of the user's data, resized to ``--size``."""
     import torch
 
-    from mixmask.data.folders import ImageMaskFolder, read_image, read_mask
+    from mixmask.data.folders import ImageMaskFolder, palette_colors, read_image, read_mask
     from mixmask.data.joint import resize_pair
     from mixmask.data.labels import IGNORE_INDEX, read_class_names, read_colors, table_from_colors
 
@@ -93,7 +94,7 @@ def _own_maps(args: argparse.Namespace):
             pairs.append((image, ids))
         if mismatched:
             raise MixMaskError("image and map sizes differ (width x height): " + "; ".join(mismatched))
-        colors = table.colors if table else None
+        colors = table.colors if table else palette_colors(Path(args.masks[0]))  # a palette PNG's own colours
         names = names or (table.names if table else None)
     if len(pairs) < 2:
         raise MixMaskError(f"expected at least 2 image/map pairs to mix, but got {len(pairs)}")

@@ -24,7 +24,7 @@ from mixmask.data.layouts import IMAGE_EXTENSIONS, LAYOUTS
 from mixmask.errors import MixMaskError
 
 __all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "ColorTable", "ImageMaskFolder", "ClassFolder", "FolderReport",
-           "check_folder", "read_image", "read_mask"]
+           "check_folder", "count_ids", "palette_colors", "read_image", "read_mask"]
 _ID_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _COLOR_MODES = ("RGB", "RGBA", "P")
 
@@ -320,7 +320,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         header_problems, self._bad = self._check_headers()
         problems = found.problems + header_problems
         if self.palette is None and lookup is None and self.samples:
-            self.palette = _file_palette(self.samples[0][1])
+            self.palette = palette_colors(self.samples[0][1])
         if found.masks == "colors" and lookup is None:
             problems.append(f"{found.title}: masks are RGB colours, but no colour table was found: expected "
                             f"class_dict.csv (name,r,g,b) in {str(self.root)!r}, or --colors FILE (colors= in Python)")
@@ -539,7 +539,7 @@ def check_folder(root: str | Path, colors: ColorTable | str | Path | None = None
     return FolderReport(folder, counts, ignored, problems)
 
 
-def _file_palette(path: Path) -> tuple[tuple[int, int, int], ...] | None:
+def palette_colors(path: Path) -> tuple[tuple[int, int, int], ...] | None:
     """The palette of a palette (P) PNG, as display colours of its indices; None for other files."""
     try:
         with _open(path) as im:
