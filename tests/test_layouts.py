@@ -166,6 +166,31 @@ def test_splits_follow_the_data_sets_own_lists_and_folders(tmp_path):
         ImageMaskFolder(ade, split="nope")
 
 
+def test_roots_as_given_and_forced_layouts(tmp_path):
+    ade, _ = make_ade20k(tmp_path / "ade")
+    assert ImageMaskFolder(ade / "ADEChallengeData2016").root == ImageMaskFolder(ade).root
+    camvid = tmp_path / "CamVid"  # the original release: sibling folders of stills and labels
+    (camvid / "701_StillsRaw_full").mkdir(parents=True)
+    for i in range(3):
+        _image(camvid / "701_StillsRaw_full" / f"0001TP_00{i}.png", i)
+        _rgb_png(camvid / "LabeledApproved_full" / f"0001TP_00{i}_L.png",
+                 np.array([c for _, c in CAMVID], np.uint8)[_rng(i).integers(0, 4, size=(H, W))])
+    (camvid / "label_colors.txt").write_text("".join(f"{r} {g} {b}\t{n}\n" for n, (r, g, b) in CAMVID))
+    data = ImageMaskFolder(camvid)
+    assert data.layout == "camvid" and len(data) == 3 and data.classes[-1] == "Void"
+    flat = tmp_path / "flat"
+    for i in range(2):
+        _image(flat / f"{i}.png", i)
+        _grey_png(flat / f"{i}_mask.png", _ids(i, [0, 1]))
+    for layout, words in (("cityscapes", "lacks 'leftImg8bit/' and 'gtFine/'"), ("voc", "JPEGImages/"),
+                          ("ade20k", "annotations/"), ("split", "images/ and masks/")):
+        with pytest.raises(MixMaskError, match=f"--layout {layout}: expected .*{words}"):
+            ImageMaskFolder(flat, layout=layout)
+    with pytest.raises(MixMaskError, match="unknown layout 'kitti'; valid: auto, flat, split, voc"):
+        ImageMaskFolder(flat, layout="kitti")
+    assert ImageMaskFolder(flat, layout="flat").rule == "the file values are the ids"
+
+
 def test_camvid_without_split_folders_and_the_colour_table_formats(tmp_path):
     root, ids = make_camvid(tmp_path / "c", folders=False)
     data = ImageMaskFolder(root)
