@@ -239,6 +239,27 @@ def test_cli_check_train_and_preview_on_each_layout(tmp_path, capsys, layout):
         assert im.format == "PNG" and im.size[1] > 200
 
 
+def test_compare_takes_the_label_options_into_every_run(tmp_path):
+    root, _ = make_camvid(tmp_path / "camvid", count=6, folders=False)
+    (root / "class_dict.csv").unlink()  # the table and the names come from the command line
+    table = tmp_path / "colors.json"
+    table.write_text(json.dumps([{"name": n, "color": list(c)} for n, c in CAMVID[:3]]
+                                + [{"name": "void", "color": [0, 0, 0], "id": 250}]))
+    names = tmp_path / "names.txt"
+    names.write_text("sky\nroad\ncar\n")
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data", f"seg-folder:{root}", "--model", "unet:width=4,depth=3", "--epochs", "1",
+                 "--batch-size", "2", "--no-progress", "--mix", "none,cutmix", "--seeds", "1", "--colors", str(table),
+                 "--class-names", str(names), "--ignore-index", "250", "--out", str(out)]) == 0
+    assert json.loads((out / "compare.json").read_text())["metric"] == "test_miou"
+    for spec in ("none", "cutmix"):
+        config = json.loads((out / spec / "seed0" / "config.json").read_text())
+        assert (config["colors"], config["class_names"], config["ignore_index"]) == (str(table), str(names), 250)
+        assert config["dataset"]["classes"] == ["sky", "road", "car"] and config["dataset"]["layout"] == "camvid"
+        summary = json.loads((out / spec / "seed0" / "summary.json").read_text())
+        assert sorted(summary["test_iou_per_class"]) == ["car", "road", "sky"]
+
+
 def test_train_uses_the_data_sets_own_train_and_test_splits(tmp_path):
     root, _ = make_voc(tmp_path / "voc", count=10)
     from mixmask.train import load_data
