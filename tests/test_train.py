@@ -170,9 +170,10 @@ def test_per_task_defaults_land_in_config_json(tmp_path):
     assert {k: getattr(seg, k) for k in TASK_DEFAULTS["segmentation"]} == TASK_DEFAULTS["segmentation"]
     assert TrainConfig(data="digits").resolved().ignore_index is None
     assert TrainConfig(data="shapes", optimizer="sgd", epochs=3).resolved().optimizer == "sgd"
-    train(TrainConfig(data="shapes", model="unet:width=4", out=str(tmp_path), subset=20, epochs=1, progress=False))
+    train(TrainConfig(data="shapes", model="unet:width=4", out=str(tmp_path), train_size=20, test_size=10, epochs=1,
+                      progress=False))
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["optimizer"] == "adamw" and config["ignore_index"] == 255
+    assert config["optimizer"] == "adamw" and config["lr"] == 0.002 and config["ignore_index"] == 255
     assert config["dataset"]["ignore_index"] == 255 and config["dataset"]["colors"][1] == [230, 25, 75]
 
 
