@@ -247,7 +247,7 @@ def test_bad_colour_tables(tmp_path, colors, match):
 
 def test_read_mask_rgb_without_table_says_what_to_pass(tmp_path):
     _save(tmp_path / "m.png", _colour_map(_ids()))
-    with pytest.raises(MixMaskError, match="pass colors="):
+    with pytest.raises(MixMaskError, match="--colors FILE"):
         read_mask(tmp_path / "m.png")
 
 

@@ -53,6 +53,7 @@ def test_written_folder_round_trips(tmp_path, layout):
     out = write_shapes(tmp_path / "shapes", count=5, size=32, seed=7, layout=layout)
     folder = ImageMaskFolder(out)
     assert folder.layout == layout and len(folder) == 5
+    assert folder.palette[:4] == ShapesDataset.colors  # pictures use the palette the maps were written with
     data = ShapesDataset(5, size=32, seed=7)
     for i in range(5):
         assert torch.equal(folder[i]["image"], data[i]["image"])
@@ -106,7 +107,8 @@ def test_cli_writes_and_checks_a_folder(tmp_path, capsys):
     assert torch.equal(ImageMaskFolder(tmp_path)[2]["mask"], ShapesDataset(3, 24, 5)[2]["mask"])
     assert ", ".join(f"{i} {name}" for i, name in enumerate(SHAPE_CLASSES)) in capsys.readouterr().out
     assert _cli(["data", "check", str(tmp_path)]) == 0
-    assert "3 image/mask pairs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "layout: flat" in out and "splits: all 3 pairs" in out and "classes present: 4 of 4" in out
     with pytest.raises(MixMaskError, match="--overwrite"):
         _cli(["data", "shapes", "--out", str(tmp_path), "--count", "3"])
     (tmp_path / "00001_mask.png").unlink()

@@ -120,3 +120,71 @@ def test_signal_preview_refuses_methods_that_need_images_or_maps(tmp_path, capsy
                               str(tmp_path / "y.png")])
     assert "previews mixup,cutmix,fmix,gridmask, but got --methods resizemix" in line
     assert not (tmp_path / "y.png").exists()
+
+
+def _seg_files(tmp_path, count=3, size=(20, 28)):
+    rng = torch.Generator().manual_seed(1)
+    images, masks = [], []
+    colours = torch.tensor([[0, 0, 0], [200, 30, 30], [30, 200, 30]], dtype=torch.uint8)
+    for i in range(count):
+        images.append(tmp_path / f"im{i}.jpg")
+        PIL.fromarray(torch.randint(0, 256, (*size, 3), generator=rng, dtype=torch.uint8).numpy()).save(images[-1])
+        ids = torch.randint(0, 3, size, generator=rng)
+        masks.append(tmp_path / f"im{i}_colours.png")
+        PIL.fromarray(colours[ids].numpy()).save(masks[-1])
+    table = tmp_path / "colours.csv"
+    table.write_text("name,r,g,b\nsoil,0,0,0\nrust,200,30,30\nleaf,30,200,30\n")
+    return images, masks, table
+
+
+def test_cli_segmentation_preview_of_ones_own_maps(tmp_path, capsys):
+    images, masks, table = _seg_files(tmp_path)
+    heights = []
+    for count in (1, 2):
+        out = tmp_path / f"own{count}.png"
+        code = main(["preview", "--task", "segmentation", "--images", *map(str, images), "--masks", *map(str, masks),
+                     "--colors", str(table), "--count", str(count), "--size", "32", "--methods", "cutmix,mixup",
+                     "--out", str(out)])
+        assert code == 0 and capsys.readouterr().out.strip() == str(out)
+        with PIL.open(out) as picture:
+            heights.append(picture.size[1])
+    assert heights[1] > 1.6 * heights[0]  # a row per method and sample shown
+
+
+def test_segmentation_preview_uses_the_given_colours_and_white_for_ignored_pixels(tmp_path):
+    from mixmask.viz.segmentation import overlay, save_segmentation_preview
+
+    image = torch.full((3, 4, 4), 100, dtype=torch.uint8)
+    ids = torch.tensor([[0, 1, 2, 255]] * 4)
+    drawn = overlay(image, ids, [(0, 0, 0), (255, 0, 0), (0, 0, 255)], ignore_index=255)
+    assert drawn[:, 0, 0].tolist() == [100, 100, 100]                 # background left clear
+    assert drawn[:, 0, 1].tolist() == [round(0.3 * 100 + 0.7 * 255), 30, 30]
+    assert drawn[:, 0, 3].tolist() == [round(0.3 * 100 + 0.7 * 255)] * 3   # ignore: white
+    maps = ids.expand(3, 4, 4).clone()
+    path = save_segmentation_preview(tmp_path / "p.png", images=image.expand(3, 3, 4, 4).clone(), maps=maps,
+                                     colors=[(0, 0, 0), (255, 0, 0), (0, 0, 255)], class_names=["bg", "a", "b"],
+                                     methods=["cutmix"], count=3)
+    assert path.is_file()
+    with pytest.raises(MixMaskError, match="B >= 2"):
+        save_segmentation_preview(tmp_path / "q.png", images=image[None], maps=ids[None])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--images", "a.png", "b.png", "--masks", "a.png"], "--masks: expected one map per --images file (2)"),
+    (["--data", "folder:x"], "--data: expected seg-folder:DIR"),
+    (["--data", "seg-folder:nowhere"], "is not a folder"),
+])
+def test_cli_segmentation_preview_bad_input(tmp_path, capsys, args, words):
+    assert main(["preview", "--task", "segmentation", *args, "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and not (tmp_path / "p.png").exists()
+
+
+def test_cli_segmentation_preview_sizes_that_differ_are_all_named(tmp_path, capsys):
+    images, masks, table = _seg_files(tmp_path)
+    PIL.fromarray(torch.zeros(10, 10, dtype=torch.uint8).numpy()).save(masks[0])
+    PIL.fromarray(torch.zeros(11, 10, dtype=torch.uint8).numpy()).save(masks[2])
+    assert main(["preview", "--task", "segmentation", "--images", *map(str, images), "--masks", *map(str, masks),
+                 "--colors", str(table), "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert "im0.jpg' is 28x20" in err and "is 10x10" in err and "im2_colours.png' is 10x11" in err

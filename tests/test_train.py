@@ -148,6 +148,35 @@ def test_one_epoch_shapes_segmentation(tmp_path):
     _check_outputs(tmp_path, segmentation=True)
 
 
+@pytest.mark.parametrize("shape", [(1, 24), (2, 16, 24), (1, 8, 8, 16)])
+def test_unet_levels_in_1d_2d_3d(shape):
+    from mixmask.train.models import UNet, build_model
+
+    net = build_model("unet:width=4,depth=3", shape, 5, "segmentation")
+    assert isinstance(net, UNet) and len(net.encoders) == 2
+    assert net(torch.zeros(2, *shape)).shape == (2, 5, *shape[1:])
+    with pytest.raises(MixMaskError, match="divisible by 8"):
+        UNet(shape[0], 5, len(shape) - 1, width=4, depth=4)(torch.zeros(1, *shape[:-1], 20))
+    with pytest.raises(MixMaskError, match="unet:width=N,depth=N"):
+        build_model("unet:depth=0", shape, 5, "segmentation")
+    with pytest.raises(MixMaskError, match="cnn:width=N"):
+        build_model("cnn:depth=3", shape, 5)
+
+
+def test_per_task_defaults_land_in_config_json(tmp_path):
+    from mixmask.train.config import TASK_DEFAULTS
+
+    seg = TrainConfig(data="shapes").resolved()
+    assert {k: getattr(seg, k) for k in TASK_DEFAULTS["segmentation"]} == TASK_DEFAULTS["segmentation"]
+    assert TrainConfig(data="digits").resolved().ignore_index is None
+    assert TrainConfig(data="shapes", optimizer="sgd", epochs=3).resolved().optimizer == "sgd"
+    train(TrainConfig(data="shapes", model="unet:width=4", out=str(tmp_path), train_size=20, test_size=10, epochs=1,
+                      progress=False))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["optimizer"] == "adamw" and config["lr"] == 0.002 and config["ignore_index"] == 255
+    assert config["dataset"]["ignore_index"] == 255 and config["dataset"]["colors"][1] == [230, 25, 75]
+
+
 def test_one_epoch_user_folders(tmp_path):
     from PIL import Image
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mixmask.cli.labels import add_label_arguments
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="write the shapes segmentation data set, check a folder",
@@ -24,9 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "files of the same names")
     shapes.set_defaults(func=run_shapes)
     check = actions.add_parser("check", help="read every image and mask of a folder and report problems",
-                               description="Pair the images and masks of a folder (xyz.jpg|png + xyz_mask.png, or "
-                               "images/ + masks/), decode them all and report every problem with its file.")
+                               description="Find the folder's layout (Pascal VOC, CamVid, Cityscapes, ADE20K, or "
+                               "mixmask's xyz.png + xyz_mask.png / images/ + masks/), pair its images and masks, "
+                               "decode them all, and report the pairs per split, the classes present with their "
+                               "pixel shares, and every problem with its file (exit code 2 if there is one).")
     check.add_argument("root", metavar="DIR")
+    check.add_argument("--split", default=None, help="check only this split (train, val...; default: all)")
+    add_label_arguments(check, what="what the masks mean")
     check.set_defaults(func=run_check)
 
 
@@ -48,11 +54,15 @@ def run_shapes(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    import torch
+    from mixmask.data.folders import check_folder
+    from mixmask.data.labels import IGNORE_INDEX, read_class_names
+    from mixmask.errors import MixMaskError
 
-    from mixmask.data.folders import ImageMaskFolder
-
-    data = ImageMaskFolder(args.root, verify=True)  # every problem of the folder in one error
-    ids = torch.unique(torch.cat([data[i]["mask"].unique() for i in range(len(data))]))
-    print(f"{len(data)} image/mask pairs in {data.root} ({data.layout} layout), ids: {ids.tolist()}")
+    names = read_class_names(args.class_names) if args.class_names else None
+    report = check_folder(args.root, args.colors, layout=args.layout, split=args.split, classes=names,
+                          ignore_index=IGNORE_INDEX if args.ignore_index is None else args.ignore_index,
+                          num_classes=args.num_classes)
+    print("\n".join(report.lines()), flush=True)
+    if report.problems:
+        raise MixMaskError(f"{len(report.problems)} problem(s) in {args.root!r}: " + "; ".join(report.problems))
     return 0

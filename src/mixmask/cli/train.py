@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mixmask.train.config import PRESETS
+from mixmask.cli.labels import add_label_arguments
+from mixmask.train.config import PRESETS, TASK_DEFAULTS
 
 __all__ = ["add_parser", "add_training_arguments", "config_from_args", "set_threads"]
 
@@ -20,11 +21,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) ->
     parser.add_argument("--model", default=None, help="cnn (default), preact_resnet18, unet (default for "
                         "segmentation) or timm:NAME (random init)")
     parser.add_argument("--mix", default="none", help=mix_help)
-    parser.add_argument("--epochs", type=int, default=None, help="default 10")
-    parser.add_argument("--batch-size", type=int, default=None, help="per process (default 64)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 10 (classification), "
+                        f"{TASK_DEFAULTS['segmentation']['epochs']} (segmentation)")
+    parser.add_argument("--batch-size", type=int, default=None, help="per process (default: 64 for "
+                        f"classification, {TASK_DEFAULTS['segmentation']['batch_size']} for segmentation)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 for sgd, "
-                        "0.001 for adamw)")
-    parser.add_argument("--optimizer", default=None, help="sgd (Nesterov momentum, default) or adamw")
+                        "0.001 for adamw, 0.002 for adamw on segmentation)")
+    parser.add_argument("--optimizer", default=None, help="sgd (Nesterov momentum; default for classification) "
+                        "or adamw (default for segmentation)")
     parser.add_argument("--momentum", type=float, default=None, help="default 0.9")
     parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="default 1")
@@ -50,6 +54,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, mix_help: str) ->
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads of this process "
                         "(default: torch's; 1 is much faster on a machine whose cores are busy)")
+    add_label_arguments(parser)
 
 
 def set_threads(args: argparse.Namespace) -> None:
@@ -100,6 +105,10 @@ def _run(args: argparse.Namespace) -> int:
     keys = ("test_acc", "test_acc_at_best_val", "test_acc_tta", "test_miou", "oof_acc", "test_acc_std")
     shown = {k: round(summary[k], 4) for k in keys if isinstance(summary.get(k), float)}
     print(f"mixmask train: wrote {args.out}: {json.dumps(shown)}")
+    per_class = summary.get("test_iou_per_class")
+    if per_class:
+        print("test IoU per class: " + ", ".join(f"{name} {'n/a' if v is None else f'{v:.3f}'}"
+                                                  for name, v in per_class.items()))
     return 0
 
 

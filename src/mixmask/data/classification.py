@@ -71,6 +71,8 @@ class ClassificationData:
         ignore_index: id of unlabelled pixels (segmentation), or None.
         source_sizes: ``(training pool, test split)`` sizes before ``--train-size`` / ``--test-size``
             kept part of them (None: nothing was left out).
+        colors: display colour ``(r, g, b)`` of each class (segmentation pictures), or None.
+        labels: how the maps were read (segmentation folders: layout, rule, splits), for ``config.json``.
     """
 
     name: str
@@ -86,6 +88,8 @@ class ClassificationData:
     std: list[float] = field(default_factory=lambda: [1.0])
     ignore_index: int | None = None
     source_sizes: tuple[int, int] | None = None
+    colors: list[tuple[int, int, int]] | None = None
+    labels: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -93,11 +97,14 @@ class ClassificationData:
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary (sizes, shape, classes)."""
-        described = {"name": self.name, "task": self.task, "train_size": len(self.train), "test_size": len(self.test),
-                     "input_shape": list(self.input_shape), "classes": list(self.classes)}
+        out = {"name": self.name, "task": self.task, "train_size": len(self.train), "test_size": len(self.test),
+               "input_shape": list(self.input_shape), "classes": list(self.classes)}
         if self.source_sizes is not None:
-            described["source_train_size"], described["source_test_size"] = self.source_sizes
-        return described
+            out["source_train_size"], out["source_test_size"] = self.source_sizes
+        if self.task == "segmentation":
+            out.update(num_classes=self.num_classes, ignore_index=self.ignore_index,
+                       colors=[list(c) for c in self.colors] if self.colors else None, **(self.labels or {}))
+        return out
 
 
 def stratified_split(targets: Tensor, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mixmask.data.labels import IGNORE_INDEX, ClassTable
+from mixmask.data.layouts import IMAGE_EXTENSIONS, LAYOUTS
 from mixmask.errors import MixMaskError
 
-__all__ = ["IMAGE_EXTENSIONS", "ColorTable", "ImageMaskFolder", "ClassFolder", "read_image", "read_mask"]
-
-#: File name endings read as images (lower case). Masks must be PNG: lossy formats change ids.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MASK_SUFFIX = "_mask"
+__all__ = ["IMAGE_EXTENSIONS", "LAYOUTS", "ColorTable", "ImageMaskFolder", "ClassFolder", "FolderReport",
+           "check_folder", "count_ids", "palette_colors", "read_image", "read_mask"]
 _ID_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _COLOR_MODES = ("RGB", "RGBA", "P")
 
@@ -162,8 +162,8 @@ def read_mask(path: str | Path, colors: ColorTable | None = None) -> Tensor:
                 raise MixMaskError(f"expected a mask PNG of mode {list(_ID_MODES + _COLOR_MODES)}, but {str(path)!r} "
                                    f"has mode {mode!r}")
             if table is None:
-                raise MixMaskError(f"{str(path)!r} is a colour-coded {mode} mask: pass colors= (a colour table "
-                                   "{(r, g, b): id}) to map its colours to ids")
+                raise MixMaskError(f"{str(path)!r} is a colour-coded {mode} mask: pass a colour table (--colors FILE, "
+                                   "CSV name,r,g,b or JSON; colors= in Python) to map its colours to ids")
             rgb = np.array(im.convert("RGB"))
     except MixMaskError:
         raise
@@ -196,12 +196,6 @@ def _header_problem(path: Path) -> str | None:
     return None
 
 
-def _listing(folder: Path) -> list[Path]:
-    """Files of ``folder`` (broken symbolic links included, to be reported as such), hidden ones left out."""
-    return sorted(p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists()))
-                  and not p.name.startswith("."))
-
-
 def _join(paths: Sequence[Path | str], root: Path) -> str:
     return ", ".join(repr(str(Path(p).relative_to(root)) if Path(p).is_relative_to(root) else str(p)) for p in paths)
 
@@ -216,29 +210,44 @@ def _to_tv(sample: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 class ImageMaskFolder(torch.utils.data.Dataset):
-    """Images and their segmentation maps from one folder.
+    """Images and their segmentation maps from a folder, in any of the layouts of :data:`LAYOUTS`.
 
-    Two layouts: ``xyz.jpg`` (or ``.png`` ...) next to ``xyz_mask.png`` in ``root``; or
-    ``root/images/xyz.jpg`` with ``root/masks/xyz.png`` (matching stems). Maps are single-channel
-    ids (8 or 16 bit), palette PNGs (palette index = id, or the palette's colours looked up in
-    ``colors``) or RGB PNGs mapped through ``colors``. The folder is only read.
+    ``layout="auto"`` finds it from the folder: ``cityscapes`` (``leftImg8bit/`` + ``gtFine/``
+    labelIds, mapped to the 19 train ids), ``voc`` (``JPEGImages/`` + ``SegmentationClass/``
+    palette PNGs, ``ImageSets/Segmentation/{train,val}.txt``), ``ade20k`` (``images/`` +
+    ``annotations/``, reduce-zero-label), ``split`` (``images/xyz.jpg`` + ``masks/xyz.png``),
+    ``camvid`` (``<name>_L.png`` colour masks, ``class_dict.csv``) or ``flat`` (``xyz.jpg`` next
+    to ``xyz_mask.png``). docs/segmentation.md shows each tree. The folder is only read.
 
     Building the data set pairs the files and reads every header; all the problems found (images
-    without masks, masks without images, size mismatches, unreadable files with their cause: broken
-    symbolic links, images above ``PIL.Image.MAX_IMAGE_PIXELS``, ..., colour masks without a table)
-    are reported in one :class:`MixMaskError` naming every file. ``verify=True`` also decodes every
-    pair in the same pass, to find truncated files and unknown colours too (:meth:`verify` does it
-    later).
+    without masks, masks without images, split-list names without files, size mismatches,
+    unreadable files with their cause: broken symbolic links, images above
+    ``PIL.Image.MAX_IMAGE_PIXELS``, ..., masks coded otherwise than the layout's) are reported in
+    one :class:`MixMaskError` naming every file. ``verify=True`` also decodes every pair in the same
+    pass, to find truncated files, unknown colours and values too (:meth:`verify` and
+    :func:`check_folder` do it later).
 
     Args:
-        root: the folder.
-        colors: colour table ``{(r, g, b): id}`` or a list of ``(r, g, b)`` indexed by id.
+        root: the folder (for VOC also ``VOCdevkit/``, for ADE20K its parent).
+        colors: colour table of RGB masks: ``{(r, g, b): id}``, a list of ``(r, g, b)`` indexed by id,
+            or a file (CSV ``name,r,g,b``, JSON; see :func:`mixmask.data.labels.read_colors`).
+            Default: the one the data set ships (CamVid ``class_dict.csv``).
         transform: called on ``{"image", "mask"}`` (as ``tv_tensors.Image``/``Mask`` when
             torchvision is installed), e.g. :func:`mixmask.data.joint_transforms`.
+        layout: ``"auto"`` or one of :data:`LAYOUTS`.
+        split: only this split (``"train"``, ``"val"``...; :attr:`splits` lists them); None: all.
+        classes: class names, index = id (default: the data set's or the colour table's).
+        ignore_index: id of unlabelled pixels; the data sets' void values become it (VOC 255,
+            Cityscapes' non-train ids, ADE20K's 0).
         image_mode: Pillow mode images are converted to (None keeps each file's own).
         mask_dtype: integer dtype of the maps; ``torch.uint8`` (ids and ``ignore_index`` below
             256) holds maps in 8x less memory than int64, cheaper to collate and mix.
         verify: decode every pair while building (one error for every problem of the folder).
+
+    Attributes:
+        layout, root, samples (``(image, mask)`` paths), splits (split → pair count),
+        classes (names or None), palette (display colours or None), colors (the colour table or
+        None), rule (how file values become ids), num_classes (or None when only ids are known).
 
     Returns (items):
         Without a transform, ``{"image": uint8 (C, H, W), "mask": int64 (H, W)}`` (or
@@ -248,78 +257,85 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         MixMaskError: for a missing folder, no pairs, or the problems above.
 
     Example:
-        >>> data = ImageMaskFolder("shapes/", transform=joint_transforms(128, seed=0))
+        >>> data = ImageMaskFolder("VOCdevkit/", split="train", transform=joint_transforms(256, seed=0))
         >>> loader = DataLoader(data, batch_size=16, num_workers=2,
         ...                     collate_fn=MixCollate(CutMix(ignore_index=255), targets="masks", seed=0))
     """
 
-    def __init__(self, root: str | Path, colors: ColorTable | None = None,
-                 transform: Callable[[dict[str, Tensor]], Any] | None = None, *,
-                 image_mode: str | None = "RGB", mask_dtype: torch.dtype = torch.int64,
-                 verify: bool = False) -> None:
-        self.root = Path(root).expanduser()
-        self.colors = _check_colors(colors)
-        self.transform = transform
-        self.image_mode = image_mode
-        self.mask_dtype = check_mask_dtype(mask_dtype)
-        if not self.root.is_dir():
-            raise MixMaskError(f"expected a folder of images and masks, but {str(self.root)!r} is not a folder")
-        split = (self.root / "images").is_dir() and (self.root / "masks").is_dir()
-        self.layout = "split" if split else "flat"
-        self.samples, problems = self._pair(split)
-        header_problems, bad = self._check_headers()
-        problems += header_problems
-        if verify:
-            failures = self._decode_problems(skip=bad)
+    def __init__(self, root: str | Path, colors: ColorTable | str | Path | None = None,
+                 transform: Callable[[dict[str, Tensor]], Any] | None = None, *, layout: str = "auto",
+                 split: str | None = None, classes: Sequence[str] | None = None, ignore_index: int = IGNORE_INDEX,
+                 image_mode: str | None = "RGB", mask_dtype: torch.dtype = torch.int64, verify: bool = False) -> None:
+        problems = self._setup(root, colors, transform, layout, split, classes, ignore_index, image_mode, mask_dtype)
+        if verify:  # pairs with a header problem are not decoded again
+            failures = count_ids(self)[2]
             if failures:
                 problems.append(f"{len(failures)} pair(s) failed to decode: " + "; ".join(failures))
         if problems:
             raise MixMaskError(f"in {str(self.root)!r} ({self.layout} layout): " + "; ".join(problems))
-        if not self.samples:
-            raise MixMaskError(f"expected image/mask pairs in {str(self.root)!r} (xyz.jpg|png with xyz_mask.png, "
-                               "or images/ and masks/ folders with matching stems), but found none")
 
-    def _pair(self, split: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
-        """The ``(image, mask)`` pairs, and the pairing problems found."""
-        images: dict[str, list[Path]] = {}
-        masks: dict[str, list[Path]] = {}
-        if split:
-            for p in _listing(self.root / "images"):
-                if p.suffix.lower() in IMAGE_EXTENSIONS:
-                    images.setdefault(p.stem, []).append(p)
-            for p in _listing(self.root / "masks"):
-                if p.suffix.lower() in IMAGE_EXTENSIONS:
-                    masks.setdefault(p.stem, []).append(p)
+    def _setup(self, root, colors, transform, layout, split, classes, ignore_index, image_mode, mask_dtype) -> list[str]:
+        """Find the pairs and read the headers; return the problems instead of raising them."""
+        from mixmask.data.layouts import find_pairs
+        from mixmask.data.labels import read_colors, table_from_colors
+
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or ignore_index < 0:
+            raise MixMaskError(f"--ignore-index must be an int >= 0, but got {ignore_index!r}")
+        self.transform, self.image_mode, self.ignore_index = transform, image_mode, ignore_index
+        self.mask_dtype = check_mask_dtype(mask_dtype)
+        found = find_pairs(root, layout)
+        self.layout, self.root, self.title = found.layout, found.root, found.title
+        names: list[str | None] | None = None
+        if isinstance(colors, (str, os.PathLike)):
+            lookup, names = read_colors(colors)
+        elif colors is not None:
+            lookup = _check_colors(colors)
+        elif found.colors_file is not None:
+            lookup, names = read_colors(found.colors_file)
         else:
-            for p in _listing(self.root):
-                if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                    continue
-                if p.stem.endswith(MASK_SUFFIX):
-                    masks.setdefault(p.stem[:-len(MASK_SUFFIX)], []).append(p)
-                else:
-                    images.setdefault(p.stem, []).append(p)
-        problems = []
-        lonely_images = [p for s in sorted(set(images) - set(masks)) for p in images[s]]
-        lonely_masks = [p for s in sorted(set(masks) - set(images)) for p in masks[s]]
-        twins = [p for group in (images, masks) for s in sorted(group) if len(group[s]) > 1 for p in group[s]]
-        lossy = [p for s in sorted(masks) for p in masks[s] if p.suffix.lower() != ".png"]
-        where = ("masks/<stem>.png" if split else "<stem>_mask.png")
-        if lonely_images:
-            problems.append(f"{len(lonely_images)} image(s) without a mask (expected {where}): "
-                            f"{_join(lonely_images, self.root)}")
-        if lonely_masks:
-            problems.append(f"{len(lonely_masks)} mask(s) without an image: {_join(lonely_masks, self.root)}")
-        if twins:
-            problems.append(f"files sharing a stem, so the pairing is ambiguous: {_join(twins, self.root)}")
-        if lossy:
-            problems.append(f"masks must be PNG (lossy formats change ids), but got: {_join(lossy, self.root)}")
-        pairs = [(images[s][0], masks[s][0]) for s in sorted(set(images) & set(masks))
-                 if len(images[s]) == len(masks[s]) == 1 and masks[s][0].suffix.lower() == ".png"]
-        return pairs, problems
+            lookup = None
+        table = table_from_colors(lookup, names, ignore_index) if lookup is not None else (found.table or ClassTable())
+        if classes is not None:
+            classes = tuple(str(c) for c in classes)
+            if table.names is not None and len(classes) != len(table.names):
+                raise MixMaskError(f"--class-names gives {len(classes)} names, but the {self.layout} classes "
+                                   f"({'the colour table' if lookup else 'the data set'}) number {len(table.names)}")
+            table = replace(table, names=classes)
+        if table.remap is not None and lookup is None and table.num_classes > ignore_index:
+            raise MixMaskError(f"--ignore-index {ignore_index} is one of the {table.num_classes} class ids; "
+                               f"choose one >= {table.num_classes} (255 is usual)")
+        self.table, self.rule, self.colors = table, table.rule, lookup
+        self.classes, self.palette = table.names, table.colors
+        self.remap = table.remap_array(ignore_index) if lookup is None else None
+        self.splits = {name: len(pairs) for name, pairs in found.splits.items()}
+        self.train_split, self.test_split = found.train_split, found.test_split
+        self.masks_coded = "any" if lookup is not None and found.masks == "ids" else found.masks
+        if split is not None and split not in found.splits:
+            raise MixMaskError(f"split {split!r} not found in {str(self.root)!r} ({self.layout} layout); "
+                               f"it has: {', '.join(found.splits) or 'none'}")
+        chosen = [found.splits[split]] if split is not None else list(found.splits.values())
+        seen: set[tuple[Path, Path]] = set()
+        self.samples = [p for pairs in chosen for p in pairs if not (p in seen or seen.add(p))]
+        self.split = split
+        header_problems, self._bad = self._check_headers()
+        problems = found.problems + header_problems
+        if self.palette is None and lookup is None and self.samples:
+            self.palette = palette_colors(self.samples[0][1])
+        if found.masks == "colors" and lookup is None:
+            problems.append(f"{found.title}: masks are RGB colours, but no colour table was found: expected "
+                            f"class_dict.csv (name,r,g,b) in {str(self.root)!r}, or --colors FILE (colors= in Python)")
+        if not self.samples and not problems:
+            problems.append(f"expected image/mask pairs ({found.title}), but found none")
+        return problems
+
+    @property
+    def num_classes(self) -> int | None:
+        """K from the class names (data set, colour table or ``classes``), None when only the ids are known."""
+        return self.table.num_classes
 
     def _check_headers(self) -> tuple[list[str], set[Path]]:
         """Problems found in the headers of the paired files, and the files that have one."""
-        unreadable, mismatched, modes, colour = [], [], [], []
+        unreadable, mismatched, modes, coded = [], [], [], []
         bad: set[Path] = set()
         for image, mask in self.samples:
             sizes = []
@@ -334,8 +350,8 @@ class ImageMaskFolder(torch.utils.data.Dataset):
                 if path is mask and mode not in _ID_MODES + _COLOR_MODES:
                     modes.append(f"{_join([path], self.root)} (mode {mode!r})")
                     bad.add(path)
-                elif path is mask and mode in ("RGB", "RGBA") and self.colors is None:
-                    colour.append(_join([path], self.root))
+                elif path is mask and _wrong_coding(mode, self.masks_coded, self.colors is not None):
+                    coded.append((_join([path], self.root), mode))
                     bad.add(path)
             if len(sizes) == 2 and sizes[0] != sizes[1]:
                 mismatched.append(f"{_join([image], self.root)} is {sizes[0][0]}x{sizes[0][1]} but "
@@ -349,21 +365,9 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         if modes:
             problems.append(f"mask(s) of an unsupported mode (expected one of {list(_ID_MODES + _COLOR_MODES)}): "
                             f"{', '.join(modes)}")
-        if colour:
-            problems.append(f"colour-coded RGB mask(s) but no colors= table to map them to ids: {', '.join(colour)}")
+        if coded:
+            problems.append(_coding_problem(coded, self.masks_coded, self.title))
         return problems, bad
-
-    def _decode_problems(self, skip: set[Path] = frozenset()) -> list[str]:
-        """Decode every pair (but those with a file in ``skip``); the failures, each naming its file."""
-        failures = []
-        for index, (image, mask) in enumerate(self.samples):
-            if image in skip or mask in skip:
-                continue
-            try:
-                self._load(index)
-            except MixMaskError as err:
-                failures.append(str(err))
-        return failures
 
     def verify(self) -> None:
         """Decode every image and map; raise one error naming every file that fails (e.g. unknown colours).
@@ -371,15 +375,43 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         Raises:
             MixMaskError: listing each failing file with its reason.
         """
-        failures = self._decode_problems()
+        failures = count_ids(self)[2]
         if failures:
             raise MixMaskError(f"{len(failures)} of {len(self)} pairs in {str(self.root)!r} failed: "
                                + "; ".join(failures))
 
+    def read_ids(self, index: int) -> Tensor:
+        """The map of pair ``index`` as int64 ids (colours looked up, the data set's rule applied), unchecked size.
+
+        Raises:
+            MixMaskError: naming the file: unreadable, unknown colours or values, ids beyond the classes.
+        """
+        mask_path = self.samples[index][1]
+        mask = read_mask(mask_path, self.colors)
+        if self.remap is not None:
+            values = mask.numpy()
+            bad = (values >= len(self.remap)) | (values < 0)
+            looked = np.where(bad, -1, self.remap[np.where(bad, 0, values)])
+            if (looked < 0).any():
+                unknown, counts = np.unique(values[looked < 0], return_counts=True)
+                shown = ", ".join(f"{int(v)} x{int(n)}" for v, n in zip(unknown[:8], counts[:8]))
+                raise MixMaskError(f"expected mask values of {self.layout} ({self.rule}), but {str(mask_path)!r} "
+                                   f"has {len(unknown)} other value(s) (value x pixels): {shown}"
+                                   f"{f' and {len(unknown) - 8} more' if len(unknown) > 8 else ''}")
+            mask = torch.from_numpy(looked)
+        k = self.num_classes
+        if k is not None and mask.numel():
+            outside = (mask >= k) & (mask != self.ignore_index)
+            if bool(outside.any()):
+                values = sorted(int(v) for v in mask[outside].unique()[:8])
+                raise MixMaskError(f"expected ids in [0, {k}) or --ignore-index {self.ignore_index}, but "
+                                   f"{str(mask_path)!r} has id(s) {values}")
+        return mask
+
     def _load(self, index: int) -> dict[str, Tensor]:
         image_path, mask_path = self.samples[index]
         image = read_image(image_path, self.image_mode)
-        mask = read_mask(mask_path, self.colors)
+        mask = self.read_ids(index)
         if tuple(image.shape[1:]) != tuple(mask.shape):
             raise MixMaskError(f"image {str(image_path)!r} is {tuple(image.shape[1:])} (H, W) but its mask "
                                f"{str(mask_path)!r} is {tuple(mask.shape)}")
@@ -401,7 +433,148 @@ class ImageMaskFolder(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return (f"ImageMaskFolder({str(self.root)!r}, {len(self)} pairs, layout={self.layout!r}"
+                f"{f', split={self.split!r}' if self.split else ''}"
                 f"{', colors=' + str(len(self.colors)) if self.colors else ''}, transform={self.transform!r})")
+
+
+@dataclass
+class FolderReport:
+    """What :func:`check_folder` found: the layout, the pairs per split, the classes present, every problem.
+
+    Attributes:
+        folder: the data set (built without raising; its pairs are the readable ones).
+        pixels: int64 ``(K,)`` labelled pixels per id over every decoded map (K: the classes, or the
+            largest id found + 1).
+        ignored: pixels with ``ignore_index``.
+        problems: every problem, structural and from decoding, each naming its files.
+    """
+
+    folder: ImageMaskFolder
+    pixels: Tensor
+    ignored: int
+    problems: list[str]
+
+    def lines(self) -> list[str]:
+        """The report as text lines (what ``mixmask data check`` prints)."""
+        f = self.folder
+        labelled = int(self.pixels.sum())
+        names = f.classes or tuple(str(i) for i in range(len(self.pixels)))
+        out = [f"layout: {f.layout}: {f.title}, in {str(f.root)}",
+               "splits: " + ", ".join(f"{name} {count} pairs" for name, count in f.splits.items()),
+               f"ids: {f.rule}; ignore index {f.ignore_index}"]
+        present = [(i, int(n)) for i, n in enumerate(self.pixels.tolist()) if n]
+        total = labelled + self.ignored
+        out.append(f"classes present: {len(present)} of {len(names)} ({labelled} labelled pixels; share of all pixels)")
+        width = max((len(names[i]) for i, _ in present if i < len(names)), default=0)
+        out += [f"  {i:>3} {names[i] if i < len(names) else '?':<{width}} {100 * n / max(total, 1):6.2f} %"
+                for i, n in present]
+        absent = [names[i] for i in range(len(names)) if i >= len(self.pixels) or not self.pixels[i]]
+        if absent:
+            out.append(f"classes absent: {', '.join(absent[:20])}{f' and {len(absent) - 20} more' if len(absent) > 20 else ''}")
+        out.append(f"ignored pixels: {100 * self.ignored / max(total, 1):.2f} % (id {f.ignore_index})")
+        out.append(f"problems: {len(self.problems) or 'none'}")
+        return out
+
+
+def count_ids(folder: ImageMaskFolder, *, images: bool = True) -> tuple[Tensor, int, list[str]]:
+    """Decode every map of ``folder`` (and image, with ``images``) once and count the pixels of each id.
+
+    Returns:
+        ``(counts, ignored, failures)``: int64 ``(K,)`` labelled pixels per id (K: the classes, or
+        the largest id found + 1), the pixels with ``ignore_index``, and one message per pair that
+        failed (naming its file).
+    """
+    counts = torch.zeros(folder.num_classes or 0, dtype=torch.int64)
+    ignored, failures = 0, []
+    skip = getattr(folder, "_bad", set())
+    for index, (image, mask) in enumerate(folder.samples):
+        if image in skip or mask in skip:  # already reported from its header
+            continue
+        try:
+            ids = folder._load(index)["mask"] if images else folder.read_ids(index)
+        except MixMaskError as err:
+            failures.append(str(err))
+            continue
+        ignore = ids == folder.ignore_index
+        ignored += int(ignore.sum())
+        kept = ids[~ignore]
+        if kept.numel() and int(kept.min()) < 0:
+            failures.append(f"{str(folder.samples[index][1])!r} has negative ids")
+            continue
+        found = torch.bincount(kept, minlength=len(counts))
+        if len(found) > len(counts):
+            counts = torch.cat([counts, counts.new_zeros(len(found) - len(counts))])
+        counts[:len(found)] += found
+    return counts, ignored, failures
+
+
+def check_folder(root: str | Path, colors: ColorTable | str | Path | None = None, *, layout: str = "auto",
+                 split: str | None = None, classes: Sequence[str] | None = None, ignore_index: int = IGNORE_INDEX,
+                 num_classes: int | None = None, images: bool = True) -> FolderReport:
+    """Pair, read and decode a whole folder and count its classes; every problem is collected, none raised.
+
+    Args:
+        root, colors, layout, split, classes, ignore_index: as for :class:`ImageMaskFolder`.
+        num_classes: K; ids from K up (other than ``ignore_index``) are problems. Default: the
+            classes' count when known.
+        images: decode the images too (else headers only).
+
+    Returns:
+        A :class:`FolderReport`.
+
+    Raises:
+        MixMaskError: only for what stops the search itself (no folder, an unknown layout, bad options).
+    """
+    folder = ImageMaskFolder.__new__(ImageMaskFolder)
+    problems = folder._setup(root, colors, None, layout, split, classes, ignore_index, "RGB", torch.int64)
+    if num_classes is not None:
+        if folder.num_classes is not None and num_classes != folder.num_classes:
+            raise MixMaskError(f"--num-classes {num_classes} does not match the {folder.num_classes} classes of "
+                               f"{'the colour table' if folder.colors else 'the class names or the data set'}")
+        folder.table = replace(folder.table, names=folder.classes or tuple(str(i) for i in range(num_classes)))
+        folder.classes = folder.table.names
+    counts, ignored, failures = count_ids(folder, images=images)
+    if failures:
+        problems.append(f"{len(failures)} of {len(folder)} pairs failed to decode: " + "; ".join(failures))
+    return FolderReport(folder, counts, ignored, problems)
+
+
+def palette_colors(path: Path) -> tuple[tuple[int, int, int], ...] | None:
+    """The palette of a palette (P) PNG, as display colours of its indices; None for other files."""
+    try:
+        with _open(path) as im:
+            if im.mode != "P" or im.palette is None:
+                return None
+            flat = im.getpalette() or []
+    except _read_errors():
+        return None
+    return tuple(tuple(flat[i:i + 3]) for i in range(0, len(flat) - 2, 3))  # type: ignore[misc]
+
+
+_MODE_WORDS = {"P": "palette (P)", "L": "8-bit grey (L)", "1": "1-bit (1)", "RGB": "RGB colour", "RGBA": "RGBA colour"}
+
+
+def _wrong_coding(mode: str, coded: str, has_table: bool) -> bool:
+    """Whether a mask of ``mode`` does not fit a layout whose masks are ``coded`` (ids / colors / any)."""
+    if coded == "colors":
+        return mode not in ("RGB", "RGBA")
+    return mode in ("RGB", "RGBA") and not has_table
+
+
+def _coding_problem(found: list[tuple[str, str]], coded: str, title: str) -> str:
+    """One message for all masks coded otherwise than the layout's masks, naming the modes found."""
+    modes = sorted({_MODE_WORDS.get(m, m) for _, m in found})
+    listed = ", ".join(f"{name} ({_MODE_WORDS.get(m, m)})" for name, m in found)
+    if coded == "colors":
+        return (f"{title}: masks are RGB colours mapped to ids through the colour table, but {len(found)} mask(s) are "
+                f"{' / '.join(modes)} PNGs, whose values would be ids: {listed}; use --layout flat or split "
+                "for id maps")
+    if coded == "ids":
+        return (f"{title}: masks hold ids (palette index or 8-bit value), but {len(found)} mask(s) are "
+                f"{' / '.join(modes)} PNGs: {listed}; pass a colour table (--colors FILE; colors= in Python) "
+                "to map their colours to ids")
+    return (f"colour-coded mask(s) but no colour table to map them to ids: {listed}; pass --colors FILE "
+            "(CSV name,r,g,b or JSON; colors= in Python)")
 
 
 class ClassFolder(torch.utils.data.Dataset):

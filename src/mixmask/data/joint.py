@@ -16,10 +16,37 @@ import torch
 
 from mixmask.errors import MixMaskError
 from mixmask.functional._checks import check_finite_range, check_int
-from mixmask.data.shapes import IGNORE_INDEX
+from mixmask.data.labels import IGNORE_INDEX
 from mixmask.streams import ProcessStream, rewinding
 
-__all__ = ["JointTransform", "joint_transforms"]
+__all__ = ["JointTransform", "joint_transforms", "resize_pair"]
+
+
+def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(C, H, W)`` → uint8 ``(C, size, size)`` (antialiased bilinear; unchanged when already that size)."""
+    if tuple(image.shape[-2:]) == (size, size):
+        return image
+    out = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                                          align_corners=False)
+    return out[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image and its map at ``size`` x ``size``: the image bilinear, the map nearest (ids never blended).
+
+    Args:
+        image: uint8 ``(C, H, W)``.
+        mask: int ``(H, W)`` ids.
+        size: the side of the result.
+
+    Returns:
+        uint8 ``(C, size, size)`` and int64 ``(size, size)``.
+    """
+    mask = mask.as_subclass(torch.Tensor)
+    if tuple(mask.shape[-2:]) != (size, size):
+        mask = torch.nn.functional.interpolate(mask.reshape(1, 1, *mask.shape[-2:]).float(), size=(size, size),
+                                               mode="nearest")[0, 0]
+    return resize_image(image.as_subclass(torch.Tensor), size), mask.reshape(size, size).long()
 
 
 class JointTransform:

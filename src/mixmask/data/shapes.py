@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from mixmask.data.folders import _to_tv, check_mask_dtype
+from mixmask.data.labels import IGNORE_INDEX
 from mixmask.errors import MixMaskError
 
 __all__ = ["SHAPE_CLASSES", "SHAPE_COLORS", "IGNORE_INDEX", "ShapesDataset", "write_shapes"]
@@ -20,8 +21,6 @@ __all__ = ["SHAPE_CLASSES", "SHAPE_COLORS", "IGNORE_INDEX", "ShapesDataset", "wr
 SHAPE_CLASSES: tuple[str, ...] = ("background", "rectangle", "ellipse", "triangle")
 #: Class id → display colour (also the palette of the mask PNGs written by :func:`write_shapes`).
 SHAPE_COLORS: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
-#: The id this package uses for unlabelled pixels (e.g. where a rotation uncovers the map).
-IGNORE_INDEX = 255
 
 
 def _item_generator(seed: int, index: int) -> torch.Generator:

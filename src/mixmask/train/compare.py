@@ -58,12 +58,11 @@ def compare(base: TrainConfig, mix: str, seeds: int = 3) -> dict[str, Any]:
         raise MixMaskError(f"compare trains on a validation split; --folds is for `mixmask train`, but got "
                            f"--folds {base.folds}")
     out = check_writable(base.out, "--out", folder=True)
-    runs = [replace(base, mix=spec, seed=base.seed + k, out=str(_run_dir(out, spec, base.seed + k)), resume=True)
-            for spec in specs for k in range(seeds)]
+    runs = [replace(base, mix=spec, seed=base.seed + k, out=str(_run_dir(out, spec, base.seed + k)),
+                    resume=True).resolved() for spec in specs for k in range(seeds)]
     for cfg in runs:
         cfg.validate()
-        if cfg.model is not None:
-            check_resumable(Path(cfg.out) / "last.pt", cfg)
+        check_resumable(Path(cfg.out) / "last.pt", cfg)
     started = time.perf_counter()
     for i, cfg in enumerate(runs):
         if (Path(cfg.out) / "summary.json").exists():
@@ -72,7 +71,7 @@ def compare(base: TrainConfig, mix: str, seeds: int = 3) -> dict[str, Any]:
         train(cfg)
     result = summarize(out, specs, [base.seed + k for k in range(seeds)])
     result["wall_seconds_this_session"] = time.perf_counter() - started
-    result["config"] = {k: v for k, v in base.to_dict().items() if k not in ("mix", "seed", "out", "resume")}
+    result["config"] = {k: v for k, v in base.resolved().to_dict().items() if k not in ("mix", "seed", "out", "resume")}
     _write(out, result)
     return result
 

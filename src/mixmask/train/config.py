@@ -12,7 +12,8 @@ import torch
 
 from mixmask.errors import MixMaskError
 
-__all__ = ["DATA_NAMES", "OPTIMIZERS", "PRESETS", "TrainConfig", "check_device", "load_data", "pick_samples"]
+__all__ = ["DATA_NAMES", "OPTIMIZERS", "PRESETS", "TASK_DEFAULTS", "TrainConfig", "check_device", "load_data",
+           "pick_samples", "task_of"]
 
 #: Spellings of ``--data`` (``PATH`` is a folder on the user's disk).
 DATA_NAMES: tuple[str, ...] = ("digits", "mnist1d", "shapes", "folder:PATH", "seg-folder:PATH", "cifar10:PATH")
@@ -26,6 +27,22 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "weight_decay": 5e-4, "epochs": 200, "batch_size": 128, "warmup_epochs": 0.0,
                     "augment": "crop,flip"},
 }
+#: Defaults of the options left unset (None), per task (docs/train.md says why these). ``lr`` is
+#: the task's peak rate for its default optimiser; another optimiser gets its own default rate.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classification": {"model": "cnn", "optimizer": "sgd", "epochs": 10, "batch_size": 64},
+    "segmentation": {"model": "unet", "optimizer": "adamw", "lr": 2e-3, "epochs": 10, "batch_size": 8,
+                     "ignore_index": 255},
+}
+#: Options that only mean something for ``seg-folder:PATH`` data.
+_FOLDER_LABEL_FIELDS = ("layout", "colors", "class_names", "num_classes")
+
+
+def task_of(data: str) -> str:
+    """``"segmentation"`` for ``shapes`` and ``seg-folder:PATH``, else ``"classification"``."""
+    return "segmentation" if data == "shapes" or data.startswith("seg-folder:") else "classification"
+
+
 #: Fields that may differ between a run and its resumption (they do not change the results).
 RUNTIME_FIELDS: tuple[str, ...] = ("out", "resume", "workers", "device", "progress", "fold")
 
@@ -58,13 +75,14 @@ def check_device(name: str) -> torch.device | None:
 class TrainConfig:
     """Everything that defines a run; ``config.json`` is this, as a dict.
 
+    Fields left None take the task's value from :data:`TASK_DEFAULTS` (:meth:`resolved`).
+
     Attributes:
         data: ``digits``, ``mnist1d``, ``shapes``, ``folder:PATH``, ``seg-folder:PATH`` or ``cifar10:PATH``.
-        model: ``cnn``, ``preact_resnet18``, ``unet`` or ``timm:NAME``; None picks ``cnn``
-            (``unet`` for segmentation).
+        model: ``cnn``, ``preact_resnet18``, ``unet`` or ``timm:NAME``.
         mix: a mixing SPEC (see :func:`mixmask.train.spec.parse_mix`).
         epochs, batch_size: as usual (the batch size is per process under torchrun).
-        lr: peak learning rate (None: 0.05 for SGD, 1e-3 for AdamW).
+        lr: peak learning rate (None: 0.05 for SGD, 1e-3 for AdamW; 2e-3 for AdamW on segmentation).
         optimizer: ``sgd`` (Nesterov momentum) or ``adamw``.
         momentum, weight_decay: optimiser settings.
         warmup_epochs, warmup: warm-up length (epochs, may be fractional) and shape
@@ -90,15 +108,21 @@ class TrainConfig:
         progress: show a progress bar (rich) when attached to a terminal.
         out: output folder.
         resume: continue the run in ``out`` from its last checkpoint.
+        layout: ``seg-folder:`` layout, ``auto`` or one of :data:`mixmask.data.folders.LAYOUTS`.
+        colors: ``seg-folder:`` colour table file (CSV ``name,r,g,b`` or JSON).
+        class_names: ``seg-folder:`` file of class names (one per line, or a JSON list).
+        num_classes: ``seg-folder:`` number of classes (default: the data set's, the table's, or
+            the largest id found + 1).
+        ignore_index: segmentation: id of unlabelled pixels, left out of the loss and the metrics (255).
     """
 
     data: str = "digits"
     model: str | None = None
     mix: str = "none"
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
     lr: float | None = None
-    optimizer: str = "sgd"
+    optimizer: str | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
@@ -120,13 +144,37 @@ class TrainConfig:
     progress: bool = True
     out: str = "runs/train"
     resume: bool = False
+    layout: str = "auto"
+    colors: str | None = None
+    class_names: str | None = None
+    num_classes: int | None = None
+    ignore_index: int | None = None
+
+    @property
+    def task(self) -> str:
+        return task_of(self.data)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every field left None set to the task's default (:data:`TASK_DEFAULTS`)."""
+        defaults = dict(TASK_DEFAULTS[self.task])
+        task_lr = defaults.pop("lr", None)
+        out = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        if out.lr is None:
+            out.lr = task_lr if out.optimizer == defaults["optimizer"] and task_lr else _DEFAULT_LR.get(out.optimizer)
+        return out
+
+    def label_options(self) -> dict[str, Any]:
+        """The options that say what a ``seg-folder:`` map means, for :func:`load_data`."""
+        return {k: getattr(self, k) for k in _FOLDER_LABEL_FIELDS + ("ignore_index",)}
 
     def validate(self) -> TrainConfig:
-        """Check the values that need no data; returns self.
+        """Check the values that need no data (on a :meth:`resolved` config); returns self.
 
         Raises:
-            MixMaskError: a value out of range, an unknown optimiser or warm-up, ``fold >= folds``.
+            MixMaskError: a value out of range, an unknown optimiser or warm-up, ``fold >= folds``, a
+                segmentation option for classification data.
         """
+        from mixmask.data.folders import LAYOUTS
         from mixmask.train.schedules import WARMUPS
 
         def positive_int(name: str, value: Any, low: int = 1) -> None:
@@ -138,12 +186,13 @@ class TrainConfig:
                 raise MixMaskError(f"--{name.replace('_', '-')} must be a finite number, but got {value!r}")
             return float(value)
 
-        positive_int("epochs", self.epochs)
-        positive_int("batch_size", self.batch_size)
+        full = self.resolved()
+        positive_int("epochs", full.epochs)
+        positive_int("batch_size", full.batch_size)
         positive_int("workers", self.workers, 0)
         positive_int("seed", self.seed, 0)
-        if self.optimizer not in OPTIMIZERS:
-            raise MixMaskError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if full.optimizer not in OPTIMIZERS:
+            raise MixMaskError(f"unknown optimizer {full.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.warmup not in WARMUPS:
             raise MixMaskError(f"unknown warm-up {self.warmup!r}; valid: {', '.join(WARMUPS)}")
         if self.lr is not None and not real("lr", self.lr) > 0:
@@ -152,11 +201,11 @@ class TrainConfig:
             raise MixMaskError(f"--momentum must be in [0, 1), but got {self.momentum!r}")
         if not real("weight_decay", self.weight_decay) >= 0:
             raise MixMaskError(f"--weight-decay must be >= 0, but got {self.weight_decay!r}")
-        if not 0 <= real("min_lr", self.min_lr) <= self.base_lr:
-            raise MixMaskError(f"--min-lr must be in [0, the learning rate {self.base_lr:g}] (the cosine decays "
+        if not 0 <= real("min_lr", self.min_lr) <= full.base_lr:
+            raise MixMaskError(f"--min-lr must be in [0, the learning rate {full.base_lr:g}] (the cosine decays "
                                f"from the learning rate down to it), but got {self.min_lr!r}")
-        if not 0 <= real("warmup_epochs", self.warmup_epochs) <= self.epochs:
-            raise MixMaskError(f"--warmup-epochs must be in [0, epochs={self.epochs}], but got {self.warmup_epochs}")
+        if not 0 <= real("warmup_epochs", self.warmup_epochs) <= full.epochs:
+            raise MixMaskError(f"--warmup-epochs must be in [0, epochs={full.epochs}], but got {self.warmup_epochs}")
         if self.clip_grad is not None and not real("clip_grad", self.clip_grad) > 0:
             raise MixMaskError(f"--clip-grad must be > 0, but got {self.clip_grad}")
         positive_int("folds", self.folds, 0)
@@ -179,6 +228,19 @@ class TrainConfig:
 
         parse_augment(self.augment)
         check_device(self.device)
+        given = [k for k in _FOLDER_LABEL_FIELDS if getattr(self, k) not in (None, "auto")]
+        if given and not self.data.startswith("seg-folder:"):
+            raise MixMaskError(f"--{given[0].replace('_', '-')} applies to seg-folder:PATH data, but got --data "
+                               f"{self.data}")
+        if self.ignore_index is not None and self.task != "segmentation":
+            raise MixMaskError(f"--ignore-index applies to segmentation data (shapes, seg-folder:PATH), but got "
+                               f"--data {self.data}")
+        if self.layout not in ("auto",) + LAYOUTS:
+            raise MixMaskError(f"unknown layout {self.layout!r}; valid: auto, {', '.join(LAYOUTS)}")
+        if self.num_classes is not None:
+            positive_int("num_classes", self.num_classes)
+        if self.ignore_index is not None:
+            positive_int("ignore_index", self.ignore_index, 0)
         return self
 
     @property
@@ -252,7 +314,7 @@ def _resize_splits(data, spec: str, train_size: int | None, test_size: int | Non
     return data
 
 
-def load_data(spec: str, train_size: int | None = None, test_size: int | None = None):
+def load_data(spec: str, train_size: int | None = None, test_size: int | None = None, **labels: Any):
     """Load a ``--data`` spelling.
 
     Args:
@@ -260,6 +322,8 @@ def load_data(spec: str, train_size: int | None = None, test_size: int | None = 
         train_size: keep this many samples of the training pool (stratified); the test split is
             never shrunk by it.
         test_size: keep this many samples of the test split (stratified), for quick runs.
+        labels: for segmentation data, :meth:`TrainConfig.label_options` (``layout``, ``colors``,
+            ``class_names``, ``num_classes``, ``ignore_index``).
 
     Returns:
         A :class:`mixmask.data.classification.ClassificationData` (also for segmentation data,
@@ -283,7 +347,7 @@ def load_data(spec: str, train_size: int | None = None, test_size: int | None = 
     elif name in ("shapes", "folder", "seg-folder") and (name != "shapes" or not path):
         from mixmask.train.folder_data import load_folder_data
 
-        data = load_folder_data(name, path, train_size, test_size)
+        data = load_folder_data(name, path, train_size, test_size, **labels)
     else:
         raise MixMaskError(f"unknown data {spec!r}; valid: {', '.join(DATA_NAMES)}")
     return _resize_splits(data, spec, train_size, test_size)

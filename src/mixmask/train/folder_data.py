@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
@@ -23,16 +22,8 @@ __all__ = ["IMAGE_SIZE", "SHAPES_SIZE", "load_folder_data"]
 #: Side that ``folder:`` and ``seg-folder:`` images are resized to.
 IMAGE_SIZE = 64
 #: ``shapes``: side, training-pool and test counts (rendered once, kept in memory).
-SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 800, 200
+SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 1800, 200
 _TEST_FRACTION = 0.2
-
-
-def _resize_image(image: Tensor, size: int) -> Tensor:
-    """uint8 ``(C, H, W)`` → uint8 ``(C, size, size)`` (antialiased bilinear)."""
-    if tuple(image.shape[-2:]) == (size, size):
-        return image
-    out = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
 class _ResizeImage:
@@ -42,7 +33,9 @@ class _ResizeImage:
         self.size = size
 
     def __call__(self, image: Tensor) -> Tensor:
-        return _resize_image(image.as_subclass(Tensor), self.size)
+        from mixmask.data.joint import resize_image
+
+        return resize_image(image.as_subclass(Tensor), self.size)
 
 
 class _Pairs(Dataset):
@@ -55,12 +48,10 @@ class _Pairs(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        from mixmask.data.joint import resize_pair
+
         item = self.dataset[index]
-        image, mask = item["image"].as_subclass(Tensor), item["mask"].as_subclass(Tensor)
-        if tuple(mask.shape[-2:]) != (self.size, self.size):
-            mask = F.interpolate(mask.reshape(1, 1, *mask.shape[-2:]).float(), size=(self.size, self.size),
-                                 mode="nearest")[0, 0].long()
-        return _resize_image(image, self.size), mask.reshape(self.size, self.size).long()
+        return resize_pair(item["image"], item["mask"], self.size)
 
 
 def _split(n: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +62,7 @@ def _split(n: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(keep), np.sort(held)
 
 
-def _shapes(limit: int | None, test_limit: int | None = None):
+def _shapes(limit: int | None, test_limit: int | None = None, ignore_index: int | None = None):
     from mixmask.data import IGNORE_INDEX, ShapesDataset
     from mixmask.data.classification import ClassificationData, TensorData
 
@@ -85,7 +76,8 @@ def _shapes(limit: int | None, test_limit: int | None = None):
     train, test = render(train_count, 0), render(test_count, 1)
     return ClassificationData("shapes", train, None, test, None, list(ShapesDataset.class_names),
                               (3, SHAPES_SIZE, SHAPES_SIZE), task="segmentation", scale=1 / 255, mean=[0.5] * 3,
-                              std=[0.25] * 3, ignore_index=IGNORE_INDEX)
+                              std=[0.25] * 3, ignore_index=IGNORE_INDEX if ignore_index is None else ignore_index,
+                              colors=list(ShapesDataset.colors))
 
 
 def _class_folder(path: str):
@@ -104,29 +96,63 @@ def _class_folder(path: str):
                               mean=[0.5] * channels, std=[0.25] * channels)
 
 
-def _seg_folder(path: str):
+def _seg_folder(path: str, layout: str = "auto", colors: str | None = None, class_names: str | None = None,
+                num_classes: int | None = None, ignore_index: int | None = None):
+    """A ``seg-folder:`` data set: its own train/test splits when it has them, else 20 % held out.
+
+    Every map is decoded once here, so unknown colours or values and ids beyond the classes stop
+    the run before anything is written.
+    """
     from mixmask.data import IGNORE_INDEX, ImageMaskFolder
     from mixmask.data.classification import ClassificationData
-    from mixmask.data.folders import read_mask
+    from mixmask.data.folders import count_ids
+    from mixmask.data.labels import read_class_names, voc_palette
 
-    folder = ImageMaskFolder(path, verify=True)  # every problem of the folder, before training
-    if len(folder) < 4:
-        raise MixMaskError(f"expected at least 4 image/mask pairs in {path!r}, but found {len(folder)}")
-    top = 0
-    for _, mask_path in folder.samples:
-        ids = read_mask(mask_path)
-        ids = ids[ids != IGNORE_INDEX]
-        top = max(top, int(ids.max()) if ids.numel() else 0)
-    pairs = _Pairs(folder, IMAGE_SIZE)
-    keep, held = _split(len(pairs), None)
-    channels = pairs[0][0].shape[0]
-    return ClassificationData(f"seg-folder:{path}", Subset(pairs, keep.tolist()), None, Subset(pairs, held.tolist()),
-                              None, [str(i) for i in range(top + 1)], (channels, IMAGE_SIZE, IMAGE_SIZE),
+    ignore = IGNORE_INDEX if ignore_index is None else ignore_index
+    names = read_class_names(class_names) if class_names is not None else None
+    if names is not None and num_classes is not None and len(names) != num_classes:
+        raise MixMaskError(f"--class-names gives {len(names)} names, but --num-classes is {num_classes}")
+    options = dict(colors=colors, layout=layout, classes=names, ignore_index=ignore)
+    probe = ImageMaskFolder(path, **options)
+    if num_classes is not None and probe.num_classes is not None and num_classes != probe.num_classes:
+        raise MixMaskError(f"--num-classes {num_classes} does not match the {probe.num_classes} classes of the "
+                           f"{probe.layout} data in {path!r}")
+    own_splits = probe.train_split is not None and probe.test_split is not None
+    parts = ([ImageMaskFolder(path, split=probe.train_split, **options),
+              ImageMaskFolder(path, split=probe.test_split, **options)] if own_splits else [probe])
+    counts, failures = [], []
+    for part in parts:
+        part_counts, _, part_failures = count_ids(part)  # images too: truncated files before training
+        counts.append(part_counts)
+        failures += part_failures
+    top = max(len(c) for c in counts)
+    if failures:
+        raise MixMaskError(f"{len(failures)} map(s) in {path!r} failed to decode: " + "; ".join(failures))
+    k = num_classes or probe.num_classes or top
+    if top > k:
+        raise MixMaskError(f"--num-classes {k}, but the maps of {path!r} hold ids up to {top - 1} (other than "
+                           f"--ignore-index {ignore}); raise --num-classes or fix the maps")
+    if len(probe) < 4:
+        raise MixMaskError(f"expected at least 4 image/mask pairs in {path!r}, but found {len(probe)}")
+    classes = list(probe.classes or names or [str(i) for i in range(k)])
+    colors = list(probe.palette or voc_palette(k))
+    if own_splits:
+        train, test = _Pairs(parts[0], IMAGE_SIZE), _Pairs(parts[1], IMAGE_SIZE)
+    else:
+        pairs = _Pairs(probe, IMAGE_SIZE)
+        keep, held = _split(len(pairs), None)
+        train, test = Subset(pairs, keep.tolist()), Subset(pairs, held.tolist())
+    channels = train[0][0].shape[0]
+    return ClassificationData(f"seg-folder:{path}", train, None, test, None, classes, (channels, IMAGE_SIZE, IMAGE_SIZE),
                               task="segmentation", scale=1 / 255, mean=[0.5] * channels, std=[0.25] * channels,
-                              ignore_index=IGNORE_INDEX)
+                              ignore_index=ignore, colors=colors,
+                              labels={"layout": probe.layout, "root": str(probe.root), "rule": probe.rule,
+                                      "splits": probe.splits, "train_split": probe.train_split if own_splits else None,
+                                      "test_split": probe.test_split if own_splits else None})
 
 
-def load_folder_data(kind: str, path: str, limit: int | None = None, test_limit: int | None = None) -> Any:
+def load_folder_data(kind: str, path: str, limit: int | None = None, test_limit: int | None = None,
+                     **labels: Any) -> Any:
     """Load ``shapes``, ``folder:PATH`` or ``seg-folder:PATH``.
 
     Args:
@@ -134,16 +160,19 @@ def load_folder_data(kind: str, path: str, limit: int | None = None, test_limit:
         path: the folder (unused for ``shapes``).
         limit, test_limit: render at most this many ``shapes`` training and test images
             (``--train-size``, ``--test-size``; item ``i`` is the same whatever the count).
+        labels: ``layout``, ``colors``, ``class_names``, ``num_classes``, ``ignore_index``
+            (``seg-folder``; ``shapes`` takes ``ignore_index``).
 
     Returns:
-        :class:`~mixmask.data.classification.ClassificationData` (20% held out as test, seed 0).
+        :class:`~mixmask.data.classification.ClassificationData`: the data set's own train and
+        test splits (VOC, Cityscapes, ADE20K, CamVid with folders), else 20% held out (seed 0).
 
     Raises:
         MixMaskError: a missing folder, no images, or unreadable files (from the data sets).
     """
     if kind == "shapes":
-        return _shapes(limit, test_limit)
+        return _shapes(limit, test_limit, labels.get("ignore_index"))
     if not Path(path).expanduser().is_dir():
         raise MixMaskError(f"--data {kind}:{path}: expected a folder, but {path!r} does not exist or is not a folder")
     path = str(Path(path).expanduser())
-    return _class_folder(path) if kind == "folder" else _seg_folder(path)
+    return _class_folder(path) if kind == "folder" else _seg_folder(path, **labels)

@@ -97,17 +97,23 @@ class PreActResNet18(nn.Module):
 
 
 class UNet(nn.Module):
-    """A small U-Net (Ronneberger et al., 2015): 3 levels, for ``(B, C, *S)`` with sides divisible by 4.
+    """A small U-Net (Ronneberger et al., 2015) for ``(B, C, *S)`` with sides divisible by ``2 ** (depth - 1)``.
+
+    Each level is two conv-BN-ReLU layers; the encoder halves the sides and doubles the channels
+    ``depth - 1`` times, the decoder comes back up with transposed convolutions and skip connections.
 
     Args:
         in_channels: C.
         num_classes: K (per-pixel logits).
         dims: spatial rank.
         width: channels of the first level (doubled at each level).
+        depth: number of levels (the deepest sees the input at ``1 / 2 ** (depth - 1)``).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dims: int = 2, width: int = 16) -> None:
+    def __init__(self, in_channels: int, num_classes: int, dims: int = 2, width: int = 8, depth: int = 5) -> None:
         super().__init__()
+        if depth < 2:
+            raise MixMaskError(f"UNet depth must be >= 2, but got {depth}")
         conv, norm, pool = _layers(dims)
         up = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
 
@@ -115,33 +121,41 @@ class UNet(nn.Module):
             return nn.Sequential(conv(cin, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU(inplace=True),
                                  conv(cout, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU(inplace=True))
 
-        w = width
-        self.enc1, self.enc2, self.mid = block(in_channels, w), block(w, 2 * w), block(2 * w, 4 * w)
+        chans = [width * 2 ** i for i in range(depth)]
+        self.factor = 2 ** (depth - 1)
         self.pool = pool(2)
-        self.up2, self.dec2 = up(4 * w, 2 * w, 2, stride=2), block(4 * w, 2 * w)
-        self.up1, self.dec1 = up(2 * w, w, 2, stride=2), block(2 * w, w)
-        self.head = conv(w, num_classes, 1)
+        self.encoders = nn.ModuleList(block(cin, cout) for cin, cout in zip([in_channels] + chans[:-2], chans[:-1]))
+        self.mid = block(chans[-2], chans[-1])
+        self.ups = nn.ModuleList(up(chans[i], chans[i - 1], 2, stride=2) for i in range(depth - 1, 0, -1))
+        self.decoders = nn.ModuleList(block(2 * chans[i - 1], chans[i - 1]) for i in range(depth - 1, 0, -1))
+        self.head = conv(width, num_classes, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, *S)`` → logits ``(B, K, *S)``."""
-        if any(s % 4 for s in x.shape[2:]):
-            raise MixMaskError(f"UNet expects spatial sides divisible by 4, but got {tuple(x.shape[2:])}")
-        e1 = self.enc1(x)
-        e2 = self.enc2(self.pool(e1))
-        mid = self.mid(self.pool(e2))
-        d2 = self.dec2(torch.cat([self.up2(mid), e2], 1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
-        return self.head(d1)
+        if any(s % self.factor for s in x.shape[2:]):
+            raise MixMaskError(f"UNet of depth {len(self.encoders) + 1} expects spatial sides divisible by "
+                               f"{self.factor}, but got {tuple(x.shape[2:])}")
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.mid(x)
+        for up, decoder in zip(self.ups, self.decoders):
+            x = decoder(torch.cat([up(x), skips.pop()], 1))
+        return self.head(x)
 
 
-def _width(text: str, name: str) -> dict[str, int]:
-    """``width=N`` after a model name (``cnn:width=64``) as keyword arguments."""
-    if not text:
-        return {}
-    key, _, value = text.partition("=")
-    if key.strip() != "width" or not value.strip().isdigit() or int(value) < 1:
-        raise MixMaskError(f"expected MODEL or MODEL:width=N (N >= 1), but got {name}:{text}")
-    return {"width": int(value)}
+def _model_args(text: str, name: str, allowed: tuple[str, ...] = ("width",)) -> dict[str, int]:
+    """``key=N,...`` after a model name (``unet:width=16,depth=4``) as keyword arguments."""
+    args: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        if key.strip() not in allowed or not value.strip().isdigit() or int(value) < 1:
+            spelled = ",".join(f"{k}=N" for k in allowed)
+            raise MixMaskError(f"expected {name} or {name}:{spelled} (N >= 1), but got {name}:{text}")
+        args[key.strip()] = int(value)
+    return args
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, task: str = "classification") -> nn.Module:
@@ -149,7 +163,8 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, task:
 
     Args:
         name: ``cnn``, ``preact_resnet18``, ``unet`` (each optionally ``:width=N``, the channels of
-            the first stage) or ``timm:NAME`` (random init; nothing downloaded).
+            the first stage; ``unet`` also ``:depth=N``, its levels) or ``timm:NAME`` (random init;
+            nothing downloaded).
         input_shape: ``(C, *S)`` of one sample.
         num_classes: K.
         task: ``"classification"`` (logits ``(B, K)``) or ``"segmentation"`` (``(B, K, *S)``).
@@ -165,7 +180,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, task:
     valid = ", ".join(MODEL_NAMES + ("timm:NAME",))
     if not name.startswith("timm:"):
         name, _, arg_text = name.partition(":")
-        width = _width(arg_text, name)
+        width = _model_args(arg_text, name, ("width", "depth") if name == "unet" else ("width",))
     if name == "unet":
         if task != "segmentation":
             raise MixMaskError(f"model 'unet' is for segmentation data, but got {task} data; try 'cnn'")

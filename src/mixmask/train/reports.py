@@ -111,7 +111,7 @@ def write_reports(run, last: dict[str, Any], summary: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def _segmentation_png(run, path: Path, title: str) -> None:
-    from mixmask.viz.training import plot_segmentation
+    from mixmask.viz.segmentation import save_predictions
 
     count = min(4, len(run.data.test))
     items = [run.data.test[i] for i in range(count)]
@@ -119,4 +119,5 @@ def _segmentation_png(run, path: Path, title: str) -> None:
     model = run.learner.model
     model.eval()
     pred = model(run.learner.norm(x.to(run.ctx.device))).argmax(1).cpu()
-    plot_segmentation(x, y, pred, path, run.data.num_classes, f"test predictions · {title}")
+    save_predictions(path, x, y, pred, colors=run.data.colors, class_names=run.data.classes,
+                     ignore_index=run.data.ignore_index, title=f"test predictions · {title}")

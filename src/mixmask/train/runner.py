@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
     """Run ``mixmask train``: validate everything, then train one run or K folds.
 
     Args:
-        cfg: the configuration (``cfg.model`` None picks ``cnn``, or ``unet`` for segmentation).
+        cfg: the configuration (fields left None take the task's defaults, :meth:`TrainConfig.resolved`).
         hook: called after every step with ``(epoch, step)``; raising stops the run (the last
             finished epoch stays on disk for ``resume``).
 
@@ -265,12 +265,10 @@ def train(cfg: TrainConfig, *, hook: StepHook | None = None) -> dict[str, Any]:
         MixMaskError: bad configuration, data, model or mix spec, or a resume that does not match,
             all before any training starts.
     """
-    cfg = replace(cfg).validate()
+    cfg = cfg.resolved().validate()
     out = check_writable(cfg.out, "--out", folder=True)
     _check_mix_layout(parse_mix(cfg.mix), cfg.mix)
-    data = load_data(cfg.data, cfg.train_size, cfg.test_size)
-    if cfg.model is None:
-        cfg.model = "unet" if data.task == "segmentation" else "cnn"
+    data = load_data(cfg.data, cfg.train_size, cfg.test_size, **cfg.label_options())
     with torch.random.fork_rng(devices=[]):
         build_model(cfg.model, data.input_shape, data.num_classes, data.task)
     _check_class_memory(cfg, data)

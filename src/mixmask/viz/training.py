@@ -1,5 +1,6 @@
-"""Training pictures: loss/accuracy curves, the learning-rate schedule, confusion matrices,
-segmentation predictions and method comparisons (matplotlib, imported lazily).
+"""Training pictures: loss/accuracy curves, the learning-rate schedule, confusion matrices and
+method comparisons (matplotlib, imported lazily); segmentation predictions are drawn by
+:mod:`mixmask.viz.segmentation`.
 
 Figures are made with ``matplotlib.figure.Figure`` and saved without pyplot, so no backend is
 chosen here and the caller's matplotlib settings are left as they were.
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-__all__ = ["plot_curves", "plot_lr", "plot_confusion", "plot_segmentation", "plot_compare"]
+__all__ = ["plot_curves", "plot_lr", "plot_confusion", "plot_compare"]
 
 
 def _figure(**kwargs):
@@ -121,41 +122,6 @@ def plot_confusion(cm: Tensor | np.ndarray, classes: Sequence[str], path: str | 
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or f"confusion matrix ({counts.sum()} samples)")
-    return _save(fig, path)
-
-
-def plot_segmentation(images: Tensor, targets: Tensor, preds: Tensor, path: str | Path, num_classes: int,
-                      title: str = "") -> Path:
-    """Rows of image / true map / predicted map.
-
-    Args:
-        images: ``(N, C, H, W)`` float (any range; shown min-max scaled) or uint8.
-        targets: ``(N, H, W)`` int ids.
-        preds: ``(N, H, W)`` int ids.
-        path: PNG to write.
-        num_classes: K (fixes the colour map).
-        title: figure title.
-
-    Returns:
-        ``path``.
-    """
-    n = images.shape[0]
-    fig = _figure(figsize=(6.6, 2.2 * n))
-    axes = fig.subplots(n, 3, squeeze=False)
-    for i in range(n):
-        img = images[i].detach().float().cpu()
-        img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
-        shown = img[0].numpy() if img.shape[0] != 3 else img.permute(1, 2, 0).numpy()
-        axes[i, 0].imshow(shown, cmap="gray" if img.shape[0] != 3 else None)
-        for col, ids in ((1, targets[i]), (2, preds[i])):
-            axes[i, col].imshow(ids.cpu().numpy(), cmap="tab20", vmin=0, vmax=max(num_classes - 1, 1),
-                                interpolation="nearest")
-        for col, name in enumerate(("image", "true", "predicted")):
-            axes[i, col].set_axis_off()
-            if i == 0:
-                axes[i, col].set_title(name)
-    if title:
-        fig.suptitle(title)
     return _save(fig, path)
 
 
