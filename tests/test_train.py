@@ -333,3 +333,31 @@ def test_run_with_a_progress_bar_warns_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(reports, "progress_bar", lambda enabled: Recording(disable=True))
     train(TrainConfig(out=str(tmp_path), mix="cutmix", **{**TINY, "progress": True}))  # warnings are errors here
     assert shown and all(d.startswith("epoch 1/1 loss ") for d in shown)
+
+
+def test_segmentation_steps_use_pair_targets_with_the_soft_targets_loss_and_accuracy():
+    from types import SimpleNamespace
+
+    from mixmask import mixed_cross_entropy
+    from mixmask.functional.kernels import PairTargets
+    from mixmask.train.epochs import EpochLoop
+
+    spec = "choice(mixup,cutmix,fmix):p=0.9"
+    assert parse_mix(spec, num_classes=4, ignore_index=255, target_format="pair").target_format == "pair"
+    assert parse_mix("cutmix:target_format='soft'", num_classes=4, target_format="pair").target_format == "soft"
+    gen = torch.Generator().manual_seed(5)
+    x, maps = torch.rand(6, 3, 16, 16, generator=gen), torch.randint(0, 4, (6, 16, 16), generator=gen)
+    maps[:, :2] = 255
+    logits = torch.randn(6, 4, 16, 16, generator=gen)
+    steps = SimpleNamespace(ignore=255)
+    for seed in range(3):
+        soft = parse_mix(spec, num_classes=4, ignore_index=255, seed=seed)(x, masks=maps)
+        pair = parse_mix(spec, num_classes=4, ignore_index=255, seed=seed, target_format="pair")(x, masks=maps)
+        assert isinstance(pair.masks, PairTargets) and torch.equal(soft.inputs, pair.inputs)
+        assert torch.allclose(mixed_cross_entropy(logits, soft.masks, ignore_index=255),
+                              mixed_cross_entropy(logits, pair.masks, ignore_index=255), atol=1e-5)
+        undecided = int(((soft.masks.max(1).values == 0.5) & (soft.masks.sum(1) > 0)).sum())  # ties at 1/2
+        soft_hits = EpochLoop._correct(steps, logits, soft.masks)
+        pair_hits = EpochLoop._correct(steps, logits, pair.masks)
+        assert pair_hits[1] == soft_hits[1] == int((maps != 255).sum())
+        assert abs(int(pair_hits[0]) - int(soft_hits[0])) <= undecided

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from mixmask.functional.kernels import PairTargets
 from mixmask.functional.losses import mixed_cross_entropy
 from mixmask.train.config import TrainConfig
 from mixmask.train.distributed import Context, all_sum, gather_shards
@@ -50,8 +51,11 @@ class EpochLoop:
         self.segmentation = data.task == "segmentation"
         self.ignore = data.ignore_index
         self.num_classes = data.num_classes
+        # segmentation targets as pairs (own ids, partner ids, per-pixel weight): the same loss without
+        # (B, K, *S) soft targets
         self.mix = parse_mix(cfg.mix, num_classes=self.num_classes, seed=cfg.seed,
-                             ignore_index=self.ignore if self.segmentation else None)
+                             ignore_index=self.ignore if self.segmentation else None,
+                             target_format="pair" if self.segmentation else None)
         self.total_steps = loaders.steps_per_epoch * cfg.epochs
         self.warmup_steps = round(cfg.warmup_epochs * loaders.steps_per_epoch)
         self.autocast = ctx.device.type == "cuda" and cfg.amp
@@ -92,9 +96,12 @@ class EpochLoop:
         ignore = -100 if self.ignore is None else self.ignore
         return mixed_cross_entropy(logits, target, ignore_index=ignore)
 
-    def _correct(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """(correct, counted) against the dominant label of (possibly soft) targets, on the device."""
+    def _correct(self, logits: Tensor, target: Tensor | PairTargets) -> tuple[Tensor, Tensor]:
+        """(correct, counted) against the dominant label of (possibly soft or pair) targets, on the device."""
         pred = logits.argmax(1)
+        if isinstance(target, PairTargets):  # the own id where its weight is at least one half
+            weight = target.weight.view(target.weight.shape + (1,) * (target.own.ndim - target.weight.ndim))
+            target = torch.where(weight >= 0.5, target.own, target.partner)
         if target.dtype.is_floating_point:
             keep, target = target.sum(1) > 0, target.argmax(1)
         else:

@@ -104,7 +104,7 @@ def _arguments(text: str, spec: str, cls: type) -> dict[str, Any]:
 
 
 def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = None,
-              ignore_index: int | None = None):
+              ignore_index: int | None = None, target_format: str | None = None):
     """Build the transform a SPEC names, with the Python API's constructor arguments.
 
     Args:
@@ -113,6 +113,7 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
         num_classes: K passed to the transform.
         seed: seed of the transform's own generator.
         ignore_index: id of unlabelled pixels in dense targets (segmentation).
+        target_format: ``"soft"`` or ``"pair"`` unless the SPEC names one itself.
 
     Returns:
         A :class:`~mixmask.transforms.MixPolicy`, or None for ``"none"``.
@@ -130,6 +131,8 @@ def parse_mix(spec: str, *, num_classes: int | None = None, seed: int | None = N
     extra: dict[str, Any] = {} if seed is None else {"seed": seed}
     if ignore_index is not None:
         extra["ignore_index"] = ignore_index
+    if target_format is not None and "target_format" not in text:
+        extra["target_format"] = target_format
     if text.lower() == "none":
         return None
     try:
