@@ -420,3 +420,14 @@ def test_cli_errors_have_no_traceback_through_the_real_entry_point(tmp_path):
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert len(lines) == 1 and lines[0].startswith(f"mixmask {argv[0]}: error: ") and words in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["preview"], ["bench", "--quiet"],
+                                     ["data", "shapes"]])
+def test_a_negative_seed_is_refused_by_every_command_before_any_output(tmp_path, capsys, command):
+    out = tmp_path / "out"
+    out_option = ["--out", str(out / "x.png" if command[0] == "preview" else out)] if command[0] != "bench" \
+        else ["--json", str(out / "b.json")]
+    message = cli_error(capsys, [*command, "--seed", "-1", *out_option])
+    assert "seed must be an int >= 0, but got -1" in message
+    assert not out.exists()

@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write the reports asked for; 0 on success."""
     from mixmask.bench.report import print_table, write_json, write_markdown, write_plot
     from mixmask.bench.runner import BenchConfig, check_memory, parse_sizes, run_bench
+    from mixmask.functional._checks import check_int
     from mixmask.resources import check_writable
 
+    check_int("--seed", args.seed, low=0)
     keras = args.framework == "keras"
     if args.methods is None:
         args.methods = _KERAS_METHODS if keras else _METHODS

@@ -108,8 +108,10 @@ def _own_maps(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from mixmask.functional._checks import check_int
     from mixmask.resources import check_memory, check_writable
 
+    check_int("--seed", args.seed, low=0)
     if args.size < 8:
         raise MixMaskError(f"--size must be at least 8, but got {args.size}")
     if args.count is not None and args.count < 1:
