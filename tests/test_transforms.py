@@ -228,10 +228,10 @@ def test_repr_is_readable():
         repr(RandomChoice([MixUp(), CutMix()]))
 
 
-def test_docstring_examples_run():
+@pytest.mark.parametrize("module", ["mixmask.transforms.mix", "mixmask.transforms.methods"])
+def test_docstring_examples_run(module):
     import doctest
+    import importlib
 
-    import mixmask.transforms.mix as mix_module
-
-    result = doctest.testmod(mix_module, extraglobs={"torch": torch})
+    result = doctest.testmod(importlib.import_module(module), extraglobs={"torch": torch})
     assert result.attempted > 0 and result.failed == 0

@@ -99,7 +99,7 @@ class Mixup:
 
     Example:
         >>> mixup_fn = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10, seed=0)
-        >>> x, target = mixup_fn(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> x, target = mixup_fn(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> target.shape
         torch.Size([8, 10])
     """

@@ -160,7 +160,7 @@ class MixUp(_VisionMix):
 
     Example:
         >>> mixup = MixUp(alpha=1.0, num_classes=10, seed=0)
-        >>> images, labels = mixup(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> images, labels = mixup(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> labels.shape
         torch.Size([8, 10])
     """
@@ -183,7 +183,7 @@ class CutMix(_VisionMix):
 
     Example:
         >>> cutmix = CutMix(num_classes=10, seed=0)
-        >>> batch = cutmix({"image": torch.rand(8, 3, 32, 32), "labels": torch.arange(8)})
+        >>> batch = cutmix({"image": torch.ones(8, 3, 32, 32), "labels": torch.arange(8)})
         >>> batch["labels"].shape
         torch.Size([8, 10])
     """

@@ -33,7 +33,7 @@ class ResizeMix(_OneMethod):
         and the :class:`MixPolicy` arguments (``per_sample=False``: one box for the batch).
 
     Example:
-        >>> out = ResizeMix(num_classes=10, seed=0)(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = ResizeMix(num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> bool(torch.allclose(out.targets[torch.arange(8), torch.arange(8)], out.lam))   # 1 - box area
         True
     """
@@ -87,7 +87,7 @@ class SmoothMix(_OneMethod):
         and the :class:`MixPolicy` arguments.
 
     Example:
-        >>> out = SmoothMix(kind="square", num_classes=10, seed=0)(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = SmoothMix(kind="square", num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> out.mask.dtype, bool(torch.allclose(out.mask.mean((1, 2)), out.lam))
         (torch.float32, True)
     """
@@ -112,7 +112,7 @@ class GridMix(_OneMethod):
         lam, reformulate, and the :class:`MixPolicy` arguments.
 
     Example:
-        >>> out = GridMix(grid=(4, 4), num_classes=10, seed=0)(torch.rand(8, 3, 32, 32), torch.arange(8))
+        >>> out = GridMix(grid=(4, 4), num_classes=10, seed=0)(torch.ones(8, 3, 32, 32), torch.arange(8))
         >>> bool((out.mask.view(8, 4, 8, 4, 8).float().std((2, 4)) == 0).all())   # constant on each cell
         True
     """
@@ -168,7 +168,7 @@ class ClassMix(_OneMethod):
     Example:
         >>> maps = torch.zeros(4, 16, 16, dtype=torch.long)
         >>> maps[:, :8] = 1                              # two classes in every map
-        >>> x, mixed = ClassMix(seed=0)(torch.rand(4, 3, 16, 16), masks=maps)
+        >>> x, mixed = ClassMix(seed=0)(torch.ones(4, 3, 16, 16), masks=maps)
         >>> bool(((mixed == 0) | (mixed == 1)).all())
         True
     """
