@@ -24,10 +24,22 @@ from mixmask.train.schedules import lr_at
 from mixmask.train.seeds import derive_seed
 from mixmask.train.spec import parse_mix
 
-__all__ = ["StepHook", "EpochLoop"]
+__all__ = ["StepHook", "EpochLoop", "training_mix"]
 
 #: Called after every optimisation step with ``(epoch, step_in_epoch)``; may raise to stop the run.
 StepHook = Callable[[int, int], None]
+
+
+def training_mix(cfg: TrainConfig, data):
+    """The transform the training loop mixes with (None for ``--mix none``).
+
+    Segmentation targets come out as pairs (own ids, partner ids, per-pixel weight): the same loss
+    without ``(B, K, *S)`` soft targets.
+    """
+    segmentation = data.task == "segmentation"
+    return parse_mix(cfg.mix, num_classes=data.num_classes, seed=cfg.seed,
+                     ignore_index=data.ignore_index if segmentation else None,
+                     target_format="pair" if segmentation else None)
 
 
 class EpochLoop:
@@ -51,11 +63,7 @@ class EpochLoop:
         self.segmentation = data.task == "segmentation"
         self.ignore = data.ignore_index
         self.num_classes = data.num_classes
-        # segmentation targets as pairs (own ids, partner ids, per-pixel weight): the same loss without
-        # (B, K, *S) soft targets
-        self.mix = parse_mix(cfg.mix, num_classes=self.num_classes, seed=cfg.seed,
-                             ignore_index=self.ignore if self.segmentation else None,
-                             target_format="pair" if self.segmentation else None)
+        self.mix = training_mix(cfg, data)
         self.total_steps = loaders.steps_per_epoch * cfg.epochs
         self.warmup_steps = round(cfg.warmup_epochs * loaders.steps_per_epoch)
         self.autocast = ctx.device.type == "cuda" and cfg.amp

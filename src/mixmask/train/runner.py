@@ -29,7 +29,7 @@ from mixmask.train import reports
 from mixmask.train.config import TrainConfig, load_data
 from mixmask.train.augment import build_augment, parse_augment
 from mixmask.train.distributed import Context, barrier, setup
-from mixmask.train.epochs import EpochLoop, StepHook
+from mixmask.train.epochs import EpochLoop, StepHook, training_mix
 from mixmask.train.learner import Learner
 from mixmask.train.loaders import Loaders
 from mixmask.train.models import build_model
@@ -159,8 +159,7 @@ def _check_mix_layout(mix, spec: str) -> None:
 
 def _check_mix_on(cfg: TrainConfig, data) -> None:
     """Mix two training samples as the loop will, so that a SPEC that does not fit the data fails now."""
-    mix = parse_mix(cfg.mix, num_classes=data.num_classes, seed=cfg.seed,
-                    ignore_index=data.ignore_index if data.task == "segmentation" else None)
+    mix = training_mix(cfg, data)
     if mix is None or len(data.train) < 2:
         return
     items = [data.train[i] for i in range(2)]
