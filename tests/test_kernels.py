@@ -144,6 +144,22 @@ def test_class_targets_equal_naive_loop(method, kind, eps):
         assert bool(((out >= 0) & (out <= 1)).all())
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_sparse_targets_rows_written_on_cpu_equal_the_scatters_bit_for_bit(dtype):
+    """The CPU writes the B rows through numpy; the scatters (accelerators, or a weight that needs grad) give
+    the same bytes, self-pairs (one id twice: weight 1) included."""
+    x = batch(9, 1, (6, 6))
+    labels = torch.tensor([0, 0, 0, 0, 0, 3, 3, 3, 3], dtype=dtype)  # many pairs share an id
+    for method in ALL:
+        params = make(method, 11).sample(x)
+        numpy_rows = mix_class_targets(labels, params, num_classes=5)
+        graded = MixParams(params.index, params.lam, params.mask, params.method, params.fill,
+                           params.label_lam.clone().requires_grad_())
+        scattered = mix_class_targets(labels, graded, num_classes=5)
+        assert torch.equal(numpy_rows, scattered.detach())
+        assert bool((numpy_rows[labels == labels[params.index]].max(1).values == 1).all())
+
+
 def test_class_targets_keep_gridmask_labels():
     x = batch(4, 1, (8, 8))
     out = mix_class_targets(torch.arange(4), GridMask(seed=0).sample(x), num_classes=4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,10 +48,12 @@ def _grad(tensor: Tensor) -> bool:
     return tensor.requires_grad and torch.is_grad_enabled()
 
 
-def _compact(mask: Tensor) -> Tensor:
-    """Collapse the spatial dims of a constant (expanded) mask to size 1: ``(B, 1, ..., 1)``."""
+def _compact(mask: Tensor, ndim: int | None = None) -> Tensor:
+    """Collapse the spatial dims of a constant (expanded) mask to size 1: ``(B, 1, ..., 1)``, with ``ndim``
+    dims in all when given (one strided view: no tensor op per dim)."""
+    ndim = mask.ndim if ndim is None else ndim
     if mask.ndim > 1 and all(s == 0 for s in mask.stride()[1:]):
-        return mask[(slice(None),) + (slice(0, 1),) * (mask.ndim - 1)]
+        return mask.as_strided((mask.shape[0],) + (1,) * (ndim - 1), (mask.stride(0),) + (1,) * (ndim - 1))
     return mask
 
 
@@ -118,7 +121,7 @@ def check_class_targets(targets: Tensor, batch_size: int, *, num_classes: int | 
         if num_classes is None:
             raise MixMaskError(f"sparse labels of shape {tuple(targets.shape)} need num_classes, but got None")
         if check:
-            low, high = (int(v) for v in torch.aminmax(targets))
+            low, high = _id_range(targets)
             if low < 0 or high >= num_classes:
                 raise MixMaskError(f"expected labels in [0, {num_classes}), but got values from {low} to {high}")
         return num_classes
@@ -150,6 +153,14 @@ def check_class_targets(targets: Tensor, batch_size: int, *, num_classes: int | 
                 raise MixMaskError(f"expected single-label targets whose rows sum to 1 (pass multi_label=True "
                                    f"for independent labels), but row {worst} sums to {float(sums[worst])}")
     return targets.shape[1]
+
+
+def _id_range(ids: Tensor) -> tuple[int, int]:
+    """Smallest and largest of a non-empty integer tensor (CPU ones through numpy: one call, no dispatch)."""
+    if ids.device.type == "cpu":
+        values = ids.numpy()
+        return int(values.min()), int(values.max())
+    return tuple(int(v) for v in torch.aminmax(ids))
 
 
 def _dense_ids(targets: Tensor, batch_size: int, spatial: tuple[int, ...]) -> tuple[Tensor, bool]:
@@ -250,8 +261,11 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
     grad = _grad(inputs)
     if _pastes_boxes(inputs, params) and not grad:
         return _paste_boxes(inputs, params, channels_last, inplace)
-    mask = _compact(params.mask)
-    mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
+    mask = _compact(params.mask, inputs.ndim)
+    if mask.shape[0] > 1 and mask.stride(0) == 0:  # one mask for the whole batch: broadcast, never copied
+        mask = mask[:1]
+    if mask.ndim < inputs.ndim:
+        mask = mask.unsqueeze(-1) if channels_last else mask.unsqueeze(1)
     own_out = inputs if inplace else None
     if params.all_erase and not params.warps:  # constant fills only: the partner is the fill, no gather
         soft_uint8 = inputs.dtype == torch.uint8 and not params.binary
@@ -339,13 +353,22 @@ def _class_targets(targets: Tensor, num_classes: int | None) -> Tensor:
 
 def _mix_class_ids(ids: Tensor, params: MixParams, num_classes: int) -> Tensor:
     """Sparse ids straight into mixed rows: ``w`` at the own id, ``1 - w`` at the partner's, 1 where both are
-    one id — two scatters into one ``(B, K)`` tensor, the bytes the one-hot blend gives (``torch.lerp`` of 0
-    and 1 is ``w`` and ``fl(1 - w)`` exactly)."""
+    one id — the bytes the one-hot blend gives (``torch.lerp`` of 0 and 1 is ``w`` and ``fl(1 - w)`` exactly).
+    On the CPU the B row values are written through numpy (two fancy-index assignments, no tensor op per
+    step); elsewhere two scatters."""
+    weight = params.label_lam.to(ids.device, torch.float32)
+    out = torch.zeros((ids.shape[0], num_classes), device=ids.device)
+    if ids.device.type == "cpu" and params.index.device.type == "cpu" and not weight.requires_grad:
+        own = ids.numpy()
+        partner = own[params.index.numpy()]
+        rows, w = np.arange(own.shape[0]), weight.numpy()
+        values = out.numpy()
+        values[rows, own] = w
+        values[rows, partner] = np.where(own == partner, np.float32(1.0), np.float32(1.0) - w)
+        return out
     ids = ids.long()
     partner_ids = ids.index_select(0, params.index.to(ids.device))
-    weight = params.label_lam.to(ids.device, torch.float32)
     same = ids == partner_ids
-    out = torch.zeros((ids.shape[0], num_classes), device=ids.device)
     out.scatter_(1, ids[:, None], torch.where(same, 1.0, weight)[:, None])
     return out.scatter_add_(1, partner_ids[:, None], torch.where(same, 0.0, 1.0 - weight)[:, None])
 

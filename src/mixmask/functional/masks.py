@@ -187,9 +187,10 @@ def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.d
         mask = torch.from_numpy(keep if keep.shape == full else np.broadcast_to(keep, full).copy())
     else:
         mask = keep.expand(-1, *shape).contiguous()
-    if low.shape[1] == 1:  # one box: the kept area is known without reading the mask
-        volumes = (high - low).clamp(min=0).prod(-1)
-        return mask, to_device(1.0 - volumes[:, 0].double() / math.prod(shape), device, torch.float32)
+    if low.shape[1] == 1:  # one box: the kept area is known without reading the mask (numpy: same IEEE steps)
+        volumes = np.clip(high.numpy()[:, 0] - low.numpy()[:, 0], 0, None).prod(-1)
+        lam = (1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32)
+        return mask, to_device(torch.from_numpy(lam), device)
     return mask, mask_mean(mask)
 
 

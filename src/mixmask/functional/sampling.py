@@ -6,6 +6,7 @@ moved to the input's device by the caller.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -49,14 +50,22 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
 
 
 def _sample_lam(batch_size: int, alpha: float, generator: torch.Generator, reformulate: bool = False) -> Tensor:
-    """:func:`sample_lam` for arguments the library checked itself."""
+    """:func:`sample_lam` for arguments the library checked itself (in-place steps: one tensor op each)."""
+    shape, gamma_shape = _beta_shapes(batch_size, alpha, reformulate)
+    log_gammas = torch._standard_gamma(gamma_shape, generator=generator).log_()
+    uniforms = torch.rand((2, batch_size), generator=generator, dtype=torch.float64)
+    log_gammas.add_(uniforms.neg_().log1p_().div_(shape))
+    own, other = log_gammas.unbind(0)
+    return own.sub(other).sigmoid_()
+
+
+@functools.lru_cache(maxsize=32)
+def _beta_shapes(batch_size: int, alpha: float, reformulate: bool) -> tuple[Tensor, Tensor]:
+    """The ``(2, B)`` float64 shapes of the two Gamma draws of a Beta and those shapes + 1 (read only)."""
     shape = torch.full((2, batch_size), alpha, dtype=torch.float64)
     if reformulate:
         shape[0] += 1.0
-    gammas = torch._standard_gamma(shape + 1.0, generator=generator)
-    uniforms = torch.rand((2, batch_size), generator=generator, dtype=torch.float64)
-    log_gammas = gammas.log() + torch.log1p(-uniforms) / shape
-    return torch.sigmoid(log_gammas[0] - log_gammas[1])
+    return shape, shape + 1.0
 
 
 def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:
@@ -107,6 +116,12 @@ def sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairin
     batch_size = check_batch_size(batch_size)
     check_choice("pairing", pairing, PAIRINGS)
     check_generator(generator)
+    return _sample_partners(batch_size, generator, pairing, labels)
+
+
+def _sample_partners(batch_size: int, generator: torch.Generator, pairing: Pairing = "permutation",
+                     labels: Tensor | None = None) -> Tensor:
+    """:func:`sample_partners` for a batch size, pairing and generator the library checked itself."""
     if batch_size == 1:
         return torch.zeros(1, dtype=torch.long)
     if pairing == "flip":

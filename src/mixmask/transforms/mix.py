@@ -22,7 +22,7 @@ from mixmask.functional._checks import (check_bool, check_choice, check_finite_r
                                         to_device)
 from mixmask.functional.kernels import PairTargets
 from mixmask.functional.params import METHODS, MixParams, PartnerWarp
-from mixmask.functional.sampling import PAIRINGS, Pairing, sample_partners
+from mixmask.functional.sampling import PAIRINGS, Pairing, _sample_partners
 from mixmask.streams import ProcessStream, rewinding
 from mixmask.transforms.samplers import (CutMixSampler, FMixSampler, GridMaskSampler, MaskDraw, MaskSampler,
                                          MixUpSampler, SamplerContext)
@@ -291,7 +291,7 @@ class MixPolicy:
                    gen: torch.Generator) -> MixParams:
         data = batch.data
         device = data.device
-        index = sample_partners(b, gen, self.pairing, _plain(labels) if labels is not None else None)
+        index = _sample_partners(b, gen, self.pairing, _plain(labels) if labels is not None else None)
         draws = b if self.per_sample else 1
         # the O(B) bookkeeping runs in numpy (a torch op on a tiny tensor costs microseconds of dispatch);
         # every random number still comes from the generator, in the same order
@@ -302,18 +302,20 @@ class MixPolicy:
         applied = torch.rand(draws, generator=gen, dtype=torch.float64).numpy() < self._probs[choice]
         if b == 1:  # a lone sample has no partner: only the fill methods apply
             applied &= self._fills[choice]
-        method = torch.from_numpy(np.broadcast_to(np.where(applied, self._method_ids[choice], 0), b).copy())
+        ids = np.where(applied, self._method_ids[choice], 0)
+        method = torch.from_numpy(ids if draws == b else np.full(b, ids[0]))
         view = data.detach().movedim(-1, 1) if batch.channels_last else data.detach()
+        plain_labels = _plain(labels) if labels is not None else None
+        dense_ids = _dense_ids_view(masks, b, spatial)
         partners = index.numpy()
         parts: list[tuple[Tensor, MaskDraw]] = []
         for k, sampler in enumerate(self.samplers):
-            rows = np.flatnonzero(applied & (choice == k))
+            rows = np.flatnonzero(applied & (choice == k)) if len(self.samplers) > 1 else np.flatnonzero(applied)
             if rows.size == 0:
                 continue
             rows_t = torch.from_numpy(rows)
-            ctx = SamplerContext(rows.size, rows_t, torch.from_numpy(partners[rows]), spatial, device, data.dtype, gen, view,
-                                 _plain(labels) if labels is not None else None,
-                                 _dense_ids_view(masks, b, spatial), saliency, self.ignore_index)
+            ctx = SamplerContext(rows.size, rows_t, torch.from_numpy(partners[rows]), spatial, device, data.dtype, gen,
+                                 view, plain_labels, dense_ids, saliency, self.ignore_index)
             draw = sampler.draw(ctx)
             if not self.per_sample and draw.warp is not None:  # the one draw changes every partner alike
                 draw = replace(draw, warp=draw.warp.for_rows(torch.arange(b, device=device)))
@@ -329,6 +331,8 @@ class MixPolicy:
             return None
         if not self.per_sample:
             return parts[0][1].boxes.expand(b, -1, -1, -1)
+        if len(parts) == 1 and parts[0][0].numel() == b:  # one method for every row: its boxes as they are
+            return parts[0][1].boxes
         boxes = torch.zeros((b, max(draw.boxes.shape[1] for _, draw in parts), 2, dims), dtype=torch.long)
         for rows, draw in parts:
             boxes[rows, :draw.boxes.shape[1]] = draw.boxes
