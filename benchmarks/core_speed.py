@@ -1,8 +1,9 @@
 """Time the core: each method's transform call and its in-place collate path, against a copy floor.
 
 Each job runs in a fresh process (so no job inherits another's warm pages), with a fixed number of
-threads, and reports the median of several rounds after warm-up rounds. ``--profile`` times the
-stages of the FMix, CutMix and MixUp calls instead.
+threads, and reports the median of several rounds after warm-up rounds. ``--profile`` shows where
+the time of a call goes instead: the phases (check, draw, write) timed inside real calls, the number
+of top-level torch dispatches, and each stage timed alone.
 
     .venv/bin/python benchmarks/core_speed.py                      # B=64, 3x224x224, 2 threads
     .venv/bin/python benchmarks/core_speed.py --shape 128,3,32,32
@@ -23,17 +24,16 @@ import time
 JOBS = ("floor", "mixup", "cutmix", "fmix", "gridmask", "policy")
 
 
-def _transform(name: str, num_classes: int):
+def _transform(name: str, num_classes: int, per_sample: bool = True):
     import mixmask as mm
 
-    seed = 0
+    options = {"num_classes": num_classes, "seed": 0, "per_sample": per_sample}
     return {
-        "mixup": lambda: mm.MixUp(alpha=1.0, num_classes=num_classes, seed=seed),
-        "cutmix": lambda: mm.CutMix(alpha=1.0, num_classes=num_classes, seed=seed),
-        "fmix": lambda: mm.FMix(alpha=1.0, decay_power=3.0, num_classes=num_classes, seed=seed),
-        "gridmask": lambda: mm.GridMask(num_classes=num_classes, seed=seed),
-        "policy": lambda: mm.RandomChoice([mm.MixUp(), mm.CutMix(), mm.FMix()], num_classes=num_classes,
-                                          seed=seed),
+        "mixup": lambda: mm.MixUp(alpha=1.0, **options),
+        "cutmix": lambda: mm.CutMix(alpha=1.0, **options),
+        "fmix": lambda: mm.FMix(alpha=1.0, decay_power=3.0, **options),
+        "gridmask": lambda: mm.GridMask(**options),
+        "policy": lambda: mm.RandomChoice([mm.MixUp(), mm.CutMix(), mm.FMix()], **options),
     }[name]()
 
 
@@ -82,8 +82,41 @@ def run_job(job: str, path: str, shape: tuple[int, ...], rounds: int, warmup: in
             "rounds": rounds, "shape": list(shape), "threads": threads}
 
 
+def _phases(transform, x, labels, calls: int) -> dict[str, float]:
+    """Median µs of each phase (check, draw, write) and of the whole call, timed inside real calls.
+
+    Timed in place, not alone: after a call's passes over the batch the small steps run from cold
+    caches and cost about twice what they cost in a loop of their own.
+    """
+    times: dict[str, list[float]] = {"check": [], "draw": [], "write": [], "call": []}
+    for phase in ("check", "draw", "write"):
+        method = getattr(transform, f"_{phase}")
+
+        def timed(*args, _method=method, _phase=phase, **kwargs):
+            start = time.perf_counter()
+            out = _method(*args, **kwargs)
+            times[_phase].append(time.perf_counter() - start)
+            return out
+
+        setattr(transform, f"_{phase}", timed)  # an instance attribute: only this transform is timed
+    for k in range(calls):
+        start = time.perf_counter()
+        transform(x, labels)
+        times["call"].append(time.perf_counter() - start)
+    return {name: statistics.median(values[calls // 10:]) * 1e6 for name, values in times.items()}
+
+
+def _dispatches(transform, x, labels) -> int:
+    """Top-level torch dispatches of one call (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        transform(x, labels)
+    return sum(1 for event in prof.events() if event.cpu_parent is None)
+
+
 def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
-    """Median time of each stage of the FMix, CutMix and MixUp calls."""
+    """Where the time of the MixUp, CutMix and FMix calls goes: phases inside calls, then stages alone."""
     import math
 
     import numpy as np
@@ -91,6 +124,7 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
 
     from mixmask.functional import masks as M
     from mixmask.functional.kernels import mix_class_targets, mix_inputs
+    from mixmask.functional.params import mask_mean
     from mixmask.functional.sampling import sample_lam, sample_partners
 
     torch.set_num_threads(threads)
@@ -98,6 +132,18 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(shape, generator=g)
     labels = torch.randint(0, 1000, (b,), generator=g)
+    calls = max(20, rounds * 100)
+    print(f"phases inside {calls} calls (median µs), float32 batch {shape}, {threads} threads")
+    print(f"{'call':10s} {'check':>8s} {'draw':>8s} {'write':>8s} {'call':>8s} {'dispatches':>11s}")
+    for name in ("mixup", "cutmix", "fmix", "mixup_batch", "cutmix_batch"):
+        method = name.removesuffix("_batch")
+        transform = _transform(method, 1000, per_sample=not name.endswith("_batch"))
+        for _ in range(5):
+            transform(x, labels)
+        count = _dispatches(transform, x, labels)
+        us = _phases(transform, x, labels, calls if method != "fmix" or math.prod(shape) < 1e6 else rounds)
+        print(f"{name:12s} {us['check']:8.0f} {us['draw']:8.0f} {us['write']:8.0f} {us['call']:8.0f} {count:11d}")
+
     lam = sample_lam(b, 1.0, g)
     n = math.prod(spatial)
     stages = {
@@ -115,7 +161,7 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
         "gridmask: masks": lambda: M.gridmask_masks(b, spatial, g),
     })
     mask = M.fmix_masks(lam, spatial, g)[0]
-    stages["mask mean"] = lambda: M._mask_mean(mask)
+    stages["mask mean"] = lambda: mask_mean(mask)
     for name in ("fmix", "cutmix", "mixup"):
         params = _transform(name, 1000).sample(x)
         stages[f"{name}: mix_inputs (new tensor)"] = lambda p=params: mix_inputs(x, p)
@@ -127,6 +173,7 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
                                                                          workspace=workspace)
     stages["gather only (index_select into workspace)"] = lambda: torch.index_select(x, 0, params.index,
                                                                                      out=workspace)
+    print(f"\nstages alone, median of {rounds}")
     print(f"{'stage':48s} {'median':>8s} {'min':>8s} {'cpu':>8s} (ms)")
     for name, step in stages.items():
         ms, times, cpu = _median_ms(step, rounds, 2)
@@ -140,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--jobs", default=",".join(JOBS))
-    parser.add_argument("--profile", action="store_true", help="time the stages of the FMix/CutMix/MixUp calls")
+    parser.add_argument("--profile", action="store_true", help="phases inside calls, dispatch counts, stages alone")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--path", default="call", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

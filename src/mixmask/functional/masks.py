@@ -500,11 +500,12 @@ def _fmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gene
     counts = torch.round(lam * n).long()
     grey = fmix_grey_images(lam.shape[0], shape, decay_power, generator, device).reshape(lam.shape[0], n)
     if max_soft > 0:
-        mask = _soft_from_ranks(grey, counts, lam, max_soft)
-    else:
-        mask = _top_counts(grey, counts)
-    mask = mask.view(-1, *shape)
-    return mask, mask_mean(mask)
+        mask = _soft_from_ranks(grey, counts, lam, max_soft).view(-1, *shape)
+        return mask, mask_mean(mask)
+    # a binary mask holds exactly counts[i] ones: its mean without another pass over it (the same bytes
+    # as mask_mean, which divides the same integer count in float64)
+    mask = _top_counts(grey, counts).view(-1, *shape)
+    return mask, to_device((counts.double() / n).float(), mask.device)
 
 
 def gridmask_masks(batch_size: int, spatial_shape: Sequence[int], generator: torch.Generator, *,
