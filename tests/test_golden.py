@@ -75,3 +75,36 @@ def test_fixed_seeds_give_the_same_bytes(case):
     small = transform((x * 255).to(torch.uint8), y)
     assert digest(out.inputs, out.targets, out.masks, out.params.mask, out.params.index, small.inputs,
                   small.targets) == DIGESTS[case]
+
+
+# Digests taken at 31add52, before the fixed-cost work (numpy rows for sparse targets, the Beta's
+# in-place steps, broadcast per-batch masks, FMix means from pixel counts): 128 samples of 3 classes,
+# so many pairs share an id, and the options those paths branch on.
+MORE_CASES = {
+ "mixup_smooth": lambda: mm.MixUp(alpha=0.4, label_smoothing=0.1, num_classes=3, seed=11),
+ "mixup_p_flip": lambda: mm.MixUp(p=0.5, pairing="flip", num_classes=3, seed=12),
+ "mixup_reformulate": lambda: mm.MixUp(reformulate=True, num_classes=3, seed=13),
+ "cutmix_boxes": lambda: mm.CutMix(num_boxes=3, num_classes=3, seed=14),
+ "cutmix_batch": lambda: mm.CutMix(per_sample=False, num_classes=3, seed=15),
+ "mixup_batch": lambda: mm.MixUp(per_sample=False, num_classes=3, seed=16),
+ "fmix": lambda: mm.FMix(num_classes=3, seed=17),
+}
+MORE_DIGESTS = {
+    "cutmix_batch": "503f48b4ac502aa2",
+    "cutmix_boxes": "33e5d120e559aa35",
+    "fmix": "d730285b481bb045",
+    "mixup_batch": "dcaa726f0a4e98ee",
+    "mixup_p_flip": "a2cf851ffa080d28",
+    "mixup_reformulate": "0abd64eb7227381e",
+    "mixup_smooth": "b3e2775aee1a3e80",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_CASES))
+def test_fixed_seeds_give_the_same_bytes_for_many_same_id_pairs(case):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(128, 3, 24, 20, generator=g), torch.randint(0, 3, (128,), generator=g)
+    transform = MORE_CASES[case]()
+    first, second = transform(x, y), transform(x, torch.nn.functional.one_hot(y, 3).float())
+    assert digest(first.inputs, first.targets, first.params.lam, first.params.mask, second.inputs,
+                  second.targets) == MORE_DIGESTS[case]
