@@ -160,6 +160,14 @@ def test_sparse_targets_rows_written_on_cpu_equal_the_scatters_bit_for_bit(dtype
         assert bool((numpy_rows[labels == labels[params.index]].max(1).values == 1).all())
 
 
+@pytest.mark.parametrize("bad", [-1, 5])
+def test_unchecked_sparse_ids_out_of_range_raise_instead_of_wrapping(bad):
+    """With validate=False nothing checks the ids; a negative one must not land in column K - 1."""
+    labels = torch.tensor([0, 1, bad, 2])
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        MixUp(num_classes=5, seed=0, validate=False)(batch(4, 1, (6, 6)), labels)
+
+
 def test_class_targets_keep_gridmask_labels():
     x = batch(4, 1, (8, 8))
     out = mix_class_targets(torch.arange(4), GridMask(seed=0).sample(x), num_classes=4)

@@ -358,8 +358,10 @@ def _mix_class_ids(ids: Tensor, params: MixParams, num_classes: int) -> Tensor:
     step); elsewhere two scatters."""
     weight = params.label_lam.to(ids.device, torch.float32)
     out = torch.zeros((ids.shape[0], num_classes), device=ids.device)
-    if ids.device.type == "cpu" and params.index.device.type == "cpu" and not weight.requires_grad:
-        own = ids.numpy()
+    own = ids.numpy() if ids.device.type == "cpu" and params.index.device.type == "cpu" else None
+    # ids out of range (unchecked with validate=False) go to the scatters, which raise as they always did
+    # (numpy would wrap a negative id around)
+    if own is not None and not weight.requires_grad and 0 <= own.min() and own.max() < num_classes:
         partner = own[params.index.numpy()]
         rows, w = np.arange(own.shape[0]), weight.numpy()
         values = out.numpy()
