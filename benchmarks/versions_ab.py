@@ -54,7 +54,7 @@ def run_calls(calls: list[str], sizes: list[str], threads: int, seconds: float) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="the src folder of the version before the change")
+    parser.add_argument("--before", help="the src folder of the version before the change (required)")
     parser.add_argument("--after", default=str(Path(__file__).resolve().parents[1] / "src"),
                         help="the src folder of the version after (default: this checkout's)")
     parser.add_argument("--calls", default=CALLS, help="mixmask transform names; Name-batch for per_sample=False")
@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.job:
         print(json.dumps(run_calls(calls, sizes, args.threads, args.seconds)))
         return 0
+    if not args.before:
+        parser.error("--before is required: the src folder of the version before the change")
     best: dict[str, dict[str, float]] = {"before": {}, "after": {}}
-    job = [sys.executable, __file__, "--job", "--before", "-", "--calls", args.calls, "--sizes", args.sizes,
+    job = [sys.executable, __file__, "--job", "--calls", args.calls, "--sizes", args.sizes,
            "--threads", str(args.threads), "--seconds", str(args.seconds)]
     for k in range(args.rounds):
         for version in ("before", "after"):

@@ -172,7 +172,8 @@ def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.d
     """
     device = torch.device(device)
     dims, cpu = len(shape), device.type == "cpu"
-    corners = (low.numpy(), high.numpy()) if cpu else (to_device(low, device), to_device(high, device))
+    lows, highs = low.numpy(), high.numpy()
+    corners = (lows, highs) if cpu else (to_device(low, device), to_device(high, device))
     keep = None
     for b in range(low.shape[1]):  # a loop over boxes, not samples
         outside = None
@@ -188,7 +189,7 @@ def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.d
     else:
         mask = keep.expand(-1, *shape).contiguous()
     if low.shape[1] == 1:  # one box: the kept area is known without reading the mask (numpy: same IEEE steps)
-        volumes = np.clip(high.numpy()[:, 0] - low.numpy()[:, 0], 0, None).prod(-1)
+        volumes = np.clip(highs[:, 0] - lows[:, 0], 0, None).prod(-1)
         lam = (1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32)
         return mask, to_device(torch.from_numpy(lam), device)
     return mask, mask_mean(mask)
