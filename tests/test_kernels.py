@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from conftest import (assert_untouched, naive_class_targets, naive_dense_targets, naive_mix_inputs, snapshot)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mixmask import CutMix, FMix, GridMask, MixMaskError, MixParams, MixUp, RandomChoice
+from mixmask import CutMix, FMix, GridMask, MixMaskError, MixParams, MixUp, RandomChoice, SaliencyMix
 from mixmask.functional import mix_class_targets, mix_dense_targets, mix_inputs
 
 
@@ -277,6 +279,79 @@ def test_pasting_boxes_gives_the_bytes_of_the_blend(build, shape, dtype, monkeyp
     assert torch.equal(pasted.inputs, blended.inputs) and torch.equal(inplace, blended.inputs)
     assert torch.equal(pasted.masks, blended.masks)
     torch.testing.assert_close(blended.inputs.double(), naive_mix_inputs(x, pasted.params).double(), rtol=0, atol=0)
+
+
+def naive_box_mask(low, high, shape):
+    """Reference: one sample and one box at a time, 0 written inside each box's slices."""
+    mask = torch.ones((low.shape[0], *shape), dtype=torch.bool)
+    for i in range(low.shape[0]):
+        for b in range(low.shape[1]):
+            mask[(i, *(slice(lo, hi) for lo, hi in zip(low[i, b].tolist(), high[i, b].tolist())))] = False
+    return mask
+
+
+@given(st.integers(1, 3).flatmap(lambda dims: st.tuples(
+    st.lists(st.integers(1, 9), min_size=dims, max_size=dims), st.integers(1, 5), st.integers(1, 3),
+    st.integers(0, 2**31 - 1))))
+def test_box_masks_and_weights_match_a_per_sample_loop(case):
+    from mixmask.functional.masks import box_masks, box_weights
+
+    shape, batch_size, num_boxes, seed = case
+    g = torch.Generator().manual_seed(seed)
+    size = torch.tensor(shape)
+    low = torch.randint(-3, 12, (batch_size, num_boxes, len(shape)), generator=g).minimum(size)  # some empty
+    high = (low + torch.randint(0, 8, low.shape, generator=g)).clamp(0, None).minimum(size)
+    low = low.clamp(0, None)
+    expected = naive_box_mask(low, high, tuple(shape))
+    mask, lam = box_masks(low, high, tuple(shape), "cpu")
+    assert mask.dtype == torch.bool and torch.equal(mask, expected)
+    torch.testing.assert_close(lam, expected.float().flatten(1).mean(1), rtol=0, atol=1e-6)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        weights = box_weights(low, high, tuple(shape), dtype, "cpu")
+        assert weights.dtype == dtype and torch.equal(weights, expected.to(dtype))
+
+
+def test_box_masks_read_corners_on_the_device_without_numpy():
+    # corners on another device than the CPU (SaliencyMix's on an accelerator) are never read into numpy;
+    # the meta device stands in for one here (no values, the same code path)
+    from mixmask.functional.masks import box_masks, box_weights
+
+    low = torch.tensor([[[1, 2]], [[0, 0]]], device="meta")
+    mask, lam = box_masks(low, low + 3, (8, 6), "meta")
+    assert mask.shape == (2, 8, 6) and mask.dtype == torch.bool and lam.shape == (2,) and lam.device.type == "meta"
+    assert box_weights(low, low + 3, (8, 6), torch.float16, "meta").dtype == torch.float16
+
+
+@pytest.mark.parametrize("build", [lambda: CutMix(seed=0), lambda: CutMix(per_sample=False, seed=1),
+                                   lambda: CutMix(p=0.5, size_range=(0.2, 0.7), seed=2),
+                                   lambda: CutMix(channels_last=True, seed=3),
+                                   lambda: RandomChoice([CutMix(), SaliencyMix()], p=0.8, seed=4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.uint8])
+def test_box_draws_build_their_mask_only_when_read_and_blend_alike(build, dtype):
+    # small samples are blended, not pasted: float weights come straight from the boxes, the bool mask is
+    # built only when something reads it (uint8 blends read it), and both give the bytes of a blend with
+    # the built mask
+    transform = build()
+    x = batch(12, 3, (20, 24), dtype=dtype, channels_last=transform.channels_last is True)
+    labels = torch.arange(12) % 5
+    out = transform(x, labels, num_classes=5)
+    params = out.params
+    assert params.boxes is not None and ("mask" in vars(params)) == (dtype == torch.uint8)
+    assert params.batch_size == 12 and params.spatial_shape == (20, 24) and params.binary
+    copy = pickle.loads(pickle.dumps(params))
+    assert "MixParams(batch_size=12" in repr(params) and params.to("cpu") is params
+    if dtype != torch.uint8:  # neither repr, to nor pickling builds it
+        assert "mask" not in vars(params) and "mask" not in vars(copy)
+    expected = naive_box_mask(params.boxes[:, :, 0], params.boxes[:, :, 1], (20, 24))
+    assert torch.equal(params.mask, expected) and "mask" in vars(params)  # built on first read
+    assert params == copy and copy.mask.stride() == params.mask.stride()
+    torch.testing.assert_close(params.lam, expected.float().flatten(1).mean(1), rtol=0, atol=1e-6)
+    eager = MixParams(params.index, params.lam, params.mask, params.method, params.fill, params.label_lam,
+                      boxes=params.boxes)
+    again = transform(x, labels, num_classes=5, params=eager)
+    assert torch.equal(out.inputs, again.inputs) and torch.equal(out.targets, again.targets)
+    reference = naive_mix_inputs(x, params, channels_last=transform.channels_last is True)
+    assert torch.equal(out.inputs, reference)
 
 
 def test_pasting_boxes_channels_last_and_user_boxes_are_checked():

@@ -36,7 +36,7 @@ def _paired(params: MixParams) -> MixParams:
     b = params.batch_size
     rows = torch.arange(b)
     first = torch.minimum(rows, b - 1 - rows)
-    on_device = first.to(params.mask.device)
+    on_device = first.to(params.lam.device)
     lam = params.lam.index_select(0, on_device)
     spatial = params.spatial_shape
     if all(stride == 0 for stride in params.mask.stride()[1:]):  # constant masks (MixUp): a view of lam

@@ -261,7 +261,8 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
     grad = _grad(inputs)
     if _pastes_boxes(inputs, params) and not grad:
         return _paste_boxes(inputs, params, channels_last, inplace)
-    mask = _compact(params.mask, inputs.ndim)
+    weights = params._box_weights(inputs.dtype) if inputs.dtype.is_floating_point else None
+    mask = _compact(params.mask if weights is None else weights, inputs.ndim)
     if mask.shape[0] > 1 and mask.stride(0) == 0:  # one mask for the whole batch: broadcast, never copied
         mask = mask[:1]
     if mask.ndim < inputs.ndim:
@@ -333,8 +334,12 @@ def _blend(inputs: Tensor, partner: Tensor, mask: Tensor, out: Tensor | None) ->
         own = empty(inputs.shape, torch.float32, inputs.device).copy_(inputs)
         torch.lerp(mixed, own, mask.float(), out=mixed).round_().clamp_(0, 255)
         return out.copy_(mixed)
-    weight = mask.to(inputs.dtype) if mask.numel() < inputs.numel() // 8 or out is None else \
-        empty(mask.shape, inputs.dtype, mask.device).copy_(mask)
+    if mask.dtype == inputs.dtype:  # weights made for these inputs (box weights, float32 soft masks)
+        weight = mask
+    elif mask.numel() < inputs.numel() // 8 or out is None:
+        weight = mask.to(inputs.dtype)
+    else:
+        weight = empty(mask.shape, inputs.dtype, mask.device).copy_(mask)
     if out is None:
         return torch.lerp(partner, inputs, weight)
     return torch.lerp(partner, inputs, weight, out=out)

@@ -159,40 +159,67 @@ def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tupl
     return corners, corners + sides
 
 
+def _outside_axes(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device, box: int) -> list:
+    """Per axis ``d``, the ``(B, S_d)`` bool test ``coord < low or coord >= high`` of box ``box``, shaped to broadcast
+    over ``(B, *S)``: numpy arrays when the corners and ``device`` are on the CPU, else tensors on ``device``."""
+    dims = len(shape)
+    cpu = device.type == "cpu" and low.device.type == "cpu"
+    lows, highs = (low.numpy(), high.numpy()) if cpu else (to_device(low, device), to_device(high, device))
+    tests = []
+    for d, size in enumerate(shape):
+        coord = np.arange(size) if cpu else torch.arange(size, device=device)
+        outside = (coord < lows[:, box, d, None]) | (coord >= highs[:, box, d, None])
+        tests.append(outside.reshape(-1, *[size if k == d else 1 for k in range(dims)]))
+    return tests
+
+
 def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> tuple[Tensor, Tensor]:
     """``(B, *S)`` bool, True outside every box of each sample, and its ``(B,)`` float32 mean.
 
-    Built by broadcasting per-axis tests (``outside_1 | ... | outside_D``, one full-size pass per box);
-    on the CPU in numpy, whose small-array operations cost less to call than torch's.
-
     Args:
-        low, high: ``(B, n, D)`` int64 CPU box corners (``low <= coord < high``).
+        low, high: ``(B, n, D)`` int64 box corners (``low <= coord < high``), on the CPU or on ``device``.
         shape: ``S``.
         device: where the mask is built.
     """
-    device = torch.device(device)
-    dims, cpu = len(shape), device.type == "cpu"
-    lows, highs = low.numpy(), high.numpy()
-    corners = (lows, highs) if cpu else (to_device(low, device), to_device(high, device))
-    keep = None
-    for b in range(low.shape[1]):  # a loop over boxes, not samples
-        outside = None
-        for d, size in enumerate(shape):
-            coord = np.arange(size) if cpu else torch.arange(size, device=device)
-            axis = (coord < corners[0][:, b, d, None]) | (coord >= corners[1][:, b, d, None])
-            axis = axis.reshape(-1, *[size if k == d else 1 for k in range(dims)])
-            outside = axis if outside is None else outside | axis
-        keep = outside if keep is None else keep & outside
-    if cpu:
-        full = (keep.shape[0], *shape)
-        mask = torch.from_numpy(keep if keep.shape == full else np.broadcast_to(keep, full).copy())
-    else:
-        mask = keep.expand(-1, *shape).contiguous()
-    if low.shape[1] == 1:  # one box: the kept area is known without reading the mask (numpy: same IEEE steps)
-        volumes = np.clip(highs[:, 0] - lows[:, 0], 0, None).prod(-1)
-        lam = (1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32)
-        return mask, to_device(torch.from_numpy(lam), device)
+    mask = box_weights(low, high, shape, torch.bool, device)
+    if low.shape[1] == 1:  # one box: the kept area is known without reading the mask
+        return mask, to_device(box_lam(low, high, shape), device)
     return mask, mask_mean(mask)
+
+
+def box_weights(low: Tensor, high: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
+                device: torch.device | str) -> Tensor:
+    """The mask of :func:`box_masks` as ``(B, *S)`` of ``dtype``: 1 (True) outside every box, 0 inside.
+
+    Built as ``max(outside_1, ..., outside_D)`` of per-axis 0/1 tests per box, in ``dtype`` (bool as uint8):
+    one broadcast pass over the batch per box. A float ``dtype`` gives a blend its weights with no bool mask
+    to convert, and a broadcast ``maximum`` costs a fraction of a bool ``|`` in torch or numpy.
+
+    Args:
+        low, high: ``(B, n, D)`` int64 box corners, on the CPU or on ``device``.
+        shape: ``S``.
+        dtype: bool or a floating dtype (the inputs').
+        device: where the weights are built.
+    """
+    device = torch.device(device)
+    work = torch.uint8 if dtype == torch.bool else dtype
+    weights = None
+    for b in range(low.shape[1]):  # a loop over boxes, not samples
+        axes = [to_device(torch.from_numpy(t) if isinstance(t, np.ndarray) else t, device, work)
+                for t in _outside_axes(low, high, shape, device, b)]
+        outside = functools.reduce(torch.maximum, axes)  # only the last maximum is batch-sized
+        weights = outside if weights is None else weights.mul_(outside)
+    return weights.view(torch.bool) if dtype == torch.bool else weights
+
+
+def box_lam(low: Tensor, high: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``(B,)`` float32 share of each sample outside its one box (``low``, ``high``: ``(B, 1, D)``), on the
+    corners' device: ``1 - clipped volume / |S|`` (in numpy on the CPU: the same IEEE steps)."""
+    if low.device.type == "cpu":
+        volumes = np.clip(high.numpy()[:, 0] - low.numpy()[:, 0], 0, None).prod(-1)
+        return torch.from_numpy((1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32))
+    volumes = (high[:, 0] - low[:, 0]).clamp(min=0).prod(-1)
+    return (1.0 - volumes.double() / math.prod(shape)).float()
 
 
 def cutmix_masks(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,

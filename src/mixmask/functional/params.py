@@ -78,6 +78,9 @@ class MixParams:
         boxes: ``(B, nb, 2, D)`` int64 CPU corners ``(low, high)`` when every mask is exactly 0 inside
             its sample's boxes and 1 elsewhere (CutMix; empty boxes for unmixed rows), else None.
 
+    The library's own box draws (CutMix, SaliencyMix) build ``mask`` from ``boxes`` when it is first
+    read: a call that pastes the boxes, or blends with weights made from them, never builds it.
+
     Raises:
         MixMaskError: (when built by a user) a field of the wrong type, shape, device or value: lam,
             label_lam or a soft mask outside [0, 1] or NaN, lam farther than 1e-4 from the mask's
@@ -163,33 +166,71 @@ class MixParams:
             raise MixMaskError("MixParams.boxes must describe the mask: 0 inside the boxes, 1 elsewhere")
 
     @classmethod
-    def _trusted(cls, index: Tensor, lam: Tensor, mask: Tensor, method: Tensor, fill: float = 0.0,
+    def _trusted(cls, index: Tensor, lam: Tensor, mask: Tensor | None, method: Tensor, fill: float = 0.0,
                  label_lam: Tensor | None = None, warps: tuple[PartnerWarp, ...] = (),
-                 boxes: Tensor | None = None) -> MixParams:
+                 boxes: Tensor | None = None,
+                 box_mask: tuple[tuple[int, ...], torch.dtype] | None = None) -> MixParams:
         """A draw built by the library itself, whose tensors hold by construction what
-        :meth:`__post_init__` checks: built without the checks (they read values back to the host)."""
+        :meth:`__post_init__` checks: built without the checks (they read values back to the host).
+
+        With ``mask=None`` the mask is the boxes' (``box_mask``: its spatial shape and dtype), built on
+        ``lam``'s device when it is first read; ``boxes`` of stride 0 over the batch are one draw for all.
+        """
         params = object.__new__(cls)
         if label_lam is None:
             label_lam = _default_label_lam(lam, method)
         for name, value in (("index", index), ("lam", lam), ("mask", mask), ("method", method), ("fill", fill),
                             ("label_lam", label_lam), ("warps", warps), ("boxes", boxes)):
-            object.__setattr__(params, name, value)
+            if value is not None or name != "mask":
+                object.__setattr__(params, name, value)
+        if mask is None:
+            object.__setattr__(params, "_box_mask", box_mask)
         return params
+
+    def __getattr__(self, name: str) -> Tensor:
+        """Only for attributes not set: the mask of a box draw, built from its boxes on first read."""
+        if name != "mask" or "_box_mask" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        from mixmask.functional.masks import box_masks
+
+        (spatial, dtype), batch = self._box_mask, self.lam.shape[0]
+        rows = self._box_rows()
+        mask = box_masks(rows[:, :, 0], rows[:, :, 1], spatial, self.lam.device)[0].to(dtype)
+        mask = mask.expand(batch, *spatial) if rows.shape[0] < batch else mask
+        object.__setattr__(self, "mask", mask)
+        return mask
+
+    def _box_rows(self) -> Tensor:
+        """The boxes, or their first row when one draw serves the whole batch (stride 0)."""
+        boxes = self.boxes
+        return boxes[:1] if boxes.shape[0] > 1 and boxes.stride(0) == 0 else boxes
+
+    def _box_weights(self, dtype: torch.dtype) -> Tensor | None:
+        """While the mask of a box draw is unbuilt: it as ``(B, *S)`` weights of a float ``dtype``, straight
+        from the boxes (the same values, without a bool mask to convert); else None."""
+        if "mask" in self.__dict__:
+            return None
+        from mixmask.functional.masks import box_weights
+
+        spatial, batch = self._box_mask[0], self.lam.shape[0]
+        rows = self._box_rows()
+        weights = box_weights(rows[:, :, 0], rows[:, :, 1], spatial, dtype, self.lam.device)
+        return weights.expand(batch, *spatial) if rows.shape[0] < batch else weights
 
     @property
     def batch_size(self) -> int:
         """B."""
-        return self.mask.shape[0]
+        return self.lam.shape[0]
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         """S."""
-        return tuple(self.mask.shape[1:])
+        return tuple(self.mask.shape[1:]) if "mask" in self.__dict__ else self._box_mask[0]
 
     @property
     def binary(self) -> bool:
         """True when every mask entry is 0 or 1 (a bool mask)."""
-        return self.mask.dtype == torch.bool
+        return (self.mask.dtype if "mask" in self.__dict__ else self._box_mask[1]) == torch.bool
 
     @functools.cached_property
     def _flags(self) -> tuple[bool, bool, bool, np.ndarray]:
@@ -205,7 +246,7 @@ class MixParams:
     @property
     def erase(self) -> Tensor:
         """``(B,)`` bool on the mask's device: samples whose partner is ``fill`` (GridMask, Cutout)."""
-        return to_device(self._erase_cpu, self.mask.device)
+        return to_device(self._erase_cpu, self.lam.device)
 
     @property
     def mixed(self) -> bool:
@@ -225,12 +266,13 @@ class MixParams:
     def to(self, device: torch.device | str) -> MixParams:
         """The same draw with its tensors on ``device`` (``method`` stays on the CPU)."""
         device = torch.device(device)
-        if self.mask.device == device:  # index, lam and label_lam are on the mask's device
+        if self.lam.device == device:  # index, label_lam and the mask are on lam's device
             return self
+        built = "mask" in self.__dict__
         return MixParams._trusted(to_device(self.index, device), to_device(self.lam, device),
-                                  to_device(self.mask, device), self.method, self.fill,
+                                  to_device(self.mask, device) if built else None, self.method, self.fill,
                                   to_device(self.label_lam, device), tuple(w.to(device) for w in self.warps),
-                                  self.boxes)
+                                  self.boxes, None if built else self._box_mask)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MixParams):
@@ -245,7 +287,7 @@ class MixParams:
     def __repr__(self) -> str:
         names = sorted({METHODS[i] for i in self.method.tolist()})
         return (f"MixParams(batch_size={self.batch_size}, spatial_shape={self.spatial_shape}, "
-                f"methods={names}, binary={self.binary}, device={self.mask.device.type})")
+                f"methods={names}, binary={self.binary}, device={self.lam.device.type})")
 
 
 def _is_fill(ids: np.ndarray) -> np.ndarray:

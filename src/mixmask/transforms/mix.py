@@ -321,8 +321,9 @@ class MixPolicy:
                 draw = replace(draw, warp=draw.warp.for_rows(torch.arange(b, device=device)))
             parts.append((rows_t, draw))
         mask, lam, label_lam, warps = self._assemble(parts, b, spatial, device)
+        box_mask = (spatial, torch.float32 if self.soft else torch.bool) if mask is None else None
         return MixParams._trusted(to_device(index, device), lam, mask, method, self.fill, label_lam, warps,
-                                  self._boxes(parts, b, len(spatial)))
+                                  self._boxes(parts, b, len(spatial)), box_mask)
 
     def _boxes(self, parts: list[tuple[Tensor, MaskDraw]], b: int, dims: int) -> Tensor | None:
         """``(B, nb, 2, D)`` boxes of the whole draw when every mixed row's mask is boxes (unmixed rows:
@@ -339,22 +340,24 @@ class MixPolicy:
         return boxes
 
     def _assemble(self, parts: list[tuple[Tensor, MaskDraw]], b: int, spatial: tuple[int, ...],
-                  device: torch.device) -> tuple[Tensor, Tensor, Tensor, tuple[PartnerWarp, ...]]:
-        """One ``(B, *S)`` mask, ``lam`` and ``label_lam`` from the parts drawn for some rows each."""
+                  device: torch.device) -> tuple[Tensor | None, Tensor, Tensor, tuple[PartnerWarp, ...]]:
+        """One ``(B, *S)`` mask, ``lam`` and ``label_lam`` from the parts drawn for some rows each; the mask is
+        None when every part's masks are left to be built from boxes (it is then built from the draw's)."""
         dims = (1,) * len(spatial)
         dtype = torch.float32 if self.soft else torch.bool
         warps = tuple(draw.warp for _, draw in parts if draw.warp is not None)
+        from_boxes = bool(parts) and all(draw.from_boxes for _, draw in parts)
         if not self.per_sample:  # one draw for the whole batch, or none
             if not parts:
                 ones = torch.ones((1, *dims), dtype=dtype, device=device).expand(b, *spatial)
                 return ones, torch.ones(b, device=device), torch.ones(b, device=device), warps
             draw = parts[0][1]
-            mask = draw.lam.view(1, *dims) if draw.mask is None else draw.mask
+            mask = None if from_boxes else draw.full_mask(spatial, device).to(dtype).expand(b, *spatial)
             label_lam = draw.lam if draw.label_lam is None else draw.label_lam
-            return mask.to(dtype).expand(b, *spatial), draw.lam.expand(b), label_lam.expand(b), warps
+            return mask, draw.lam.expand(b), label_lam.expand(b), warps
         if len(parts) == 1 and parts[0][0].numel() == b:  # one method for every row: its draw as it is
             draw = parts[0][1]
-            mask = draw.lam.view(-1, *dims).expand(b, *spatial) if draw.mask is None else draw.mask.to(dtype)
+            mask = None if from_boxes else draw.full_mask(spatial, device).to(dtype)
             return mask, draw.lam, draw.lam if draw.label_lam is None else draw.label_lam, warps
         lam = torch.ones(b, device=device)
         label_lam = torch.ones(b, device=device)
@@ -362,12 +365,13 @@ class MixPolicy:
             rows = to_device(rows, device)
             lam.index_copy_(0, rows, draw.lam)
             label_lam.index_copy_(0, rows, draw.lam if draw.label_lam is None else draw.label_lam)
-        if all(draw.mask is None for _, draw in parts):  # constant masks only: a view of lam
+        if from_boxes:  # every mask from boxes (unmixed rows: none)
+            return None, lam, label_lam, warps
+        if all(draw.mask is None and draw.boxes is None for _, draw in parts):  # constant masks only: a view of lam
             return lam.view(-1, *dims).expand(b, *spatial), lam, label_lam, warps
         mask = torch.ones((b, *spatial), dtype=dtype, device=device)
         for rows, draw in parts:
-            part = draw.lam.view(-1, *dims).expand(-1, *spatial) if draw.mask is None else draw.mask
-            mask.index_copy_(0, to_device(rows, device), part.to(dtype))
+            mask.index_copy_(0, to_device(rows, device), draw.full_mask(spatial, device).to(dtype))
         return mask, lam, label_lam, warps
 
     # -- applying --------------------------------------------------------------------------------

@@ -76,8 +76,9 @@ class MaskDraw:
 
     Attributes:
         lam: ``(n,)`` float32 on the device: the mean of each mask.
-        mask: ``(n, *S)`` bool or float32 on the device, or None for constant masks equal to ``lam``
-            (MixUp: no memory per pixel).
+        mask: ``(n, *S)`` bool or float32 on the device, or None: with ``boxes``, the boxes' masks, built
+            only where they are read (a draw that pastes its boxes never builds them); without, constant
+            masks equal to ``lam`` (MixUp: no memory per pixel).
         label_lam: ``(n,)`` weight of each sample's own label, or None for ``lam``.
         warp: a change of the partners of these rows before pasting, or None.
         boxes: ``(n, nb, 2, D)`` int64 CPU corners (low, high) when each mask is exactly 0 inside these
@@ -89,6 +90,19 @@ class MaskDraw:
     label_lam: Tensor | None = None
     warp: PartnerWarp | None = None
     boxes: Tensor | None = None
+
+    @property
+    def from_boxes(self) -> bool:
+        """Whether the masks are left to be built from :attr:`boxes` (``mask`` is None)."""
+        return self.mask is None and self.boxes is not None
+
+    def full_mask(self, spatial_shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """``(n, *S)`` masks: :attr:`mask`, built from :attr:`boxes`, or constant (an expanded view of ``lam``)."""
+        if self.mask is not None:
+            return self.mask
+        if self.boxes is not None:
+            return M.box_masks(self.boxes[:, :, 0], self.boxes[:, :, 1], spatial_shape, device)[0]
+        return self.lam.view(-1, *(1,) * len(spatial_shape)).expand(-1, *spatial_shape)
 
 
 def pixel_weights(weights: Tensor, dtype: torch.dtype) -> Tensor:
@@ -209,7 +223,10 @@ class CutMixSampler(_LamSampler):
             low, high = M.ranged_boxes(ctx.count, shape, self.size_range, ctx.generator)
         else:
             low, high = M._cutmix_boxes(self.lams(ctx), shape, ctx.generator, self.num_boxes)
-        mask, lam = M.box_masks(low, high, shape, ctx.device)
+        if self.num_boxes == 1:  # lam from the box volumes; the masks are built from the boxes where read
+            lam = to_device(M.box_lam(low, high, shape), ctx.device)
+            return MaskDraw(lam, None, self._own_labels(lam), boxes=torch.stack([low, high], 2))
+        mask, lam = M.box_masks(low, high, shape, ctx.device)  # boxes may overlap: lam is the mask's mean
         return MaskDraw(lam, mask, self._own_labels(lam), boxes=torch.stack([low, high], 2))
 
 
@@ -341,9 +358,11 @@ class SaliencyMixSampler(_LamSampler):
             maps = spectral_saliency(ctx.inputs, size=self.saliency_size, rows=partners)
         peaks = to_device(saliency_peaks(maps), ctx.device)
         low, high = M._saliencymix_boxes(self.lams(ctx), peaks, ctx.spatial_shape)
-        mask, lam = M.box_masks(low[:, None], high[:, None], ctx.spatial_shape, ctx.device)
-        boxes = torch.stack([low, high], 1)[:, None] if low.device.type == "cpu" else None  # no device read
-        return MaskDraw(lam, mask, self._own_labels(lam), boxes=boxes)
+        if low.device.type == "cpu":  # as CutMix's boxes
+            lam = to_device(M.box_lam(low[:, None], high[:, None], ctx.spatial_shape), ctx.device)
+            return MaskDraw(lam, None, self._own_labels(lam), boxes=torch.stack([low, high], 1)[:, None])
+        mask, lam = M.box_masks(low[:, None], high[:, None], ctx.spatial_shape, ctx.device)  # no boxes: no device read
+        return MaskDraw(lam, mask, self._own_labels(lam))
 
 
 @dataclass(frozen=True)
