@@ -160,6 +160,9 @@ def profile(shape: tuple[int, ...], rounds: int, threads: int) -> None:
         "cutmix: masks": lambda: M.cutmix_masks(lam, spatial, g),
         "gridmask: masks": lambda: M.gridmask_masks(b, spatial, g),
     })
+    low, high = M._cutmix_boxes(lam, spatial, g)
+    stages["cutmix: bool mask from boxes"] = lambda: M.box_masks(low, high, spatial, "cpu")
+    stages["cutmix: blend weights from boxes"] = lambda: M.box_weights(low, high, spatial, x.dtype, "cpu")
     mask = M.fmix_masks(lam, spatial, g)[0]
     stages["mask mean"] = lambda: mask_mean(mask)
     for name in ("fmix", "cutmix", "mixup"):

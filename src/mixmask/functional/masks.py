@@ -205,9 +205,10 @@ def box_weights(low: Tensor, high: Tensor, shape: tuple[int, ...], dtype: torch.
     work = torch.uint8 if dtype == torch.bool else dtype
     weights = None
     for b in range(low.shape[1]):  # a loop over boxes, not samples
-        axes = [to_device(torch.from_numpy(t) if isinstance(t, np.ndarray) else t, device, work)
-                for t in _outside_axes(low, high, shape, device, b)]
-        outside = functools.reduce(torch.maximum, axes)  # only the last maximum is batch-sized
+        axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
+                for t in _outside_axes(low, high, shape, device, b)]  # 0/1 bytes, no copy
+        # only the last maximum is batch-sized; float weights convert the small per-axis tests first
+        outside = functools.reduce(torch.maximum, axes if work == torch.uint8 else [a.to(work) for a in axes])
         weights = outside if weights is None else weights.mul_(outside)
     return weights.view(torch.bool) if dtype == torch.bool else weights
 
