@@ -159,25 +159,45 @@ def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tupl
     return corners, corners + sides
 
 
-def _outside_axes(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device, box: int) -> list:
+#: Masks of boxes up to this many elements are built in numpy on the CPU: below it a few numpy calls cost
+#: less than torch's per-op overhead; above it a broadcast torch ``maximum`` is several times faster.
+_NUMPY_BOXES_MAX = 1 << 15
+
+
+@functools.lru_cache(maxsize=16)
+def _coords(size: int) -> np.ndarray:
+    """``np.arange(size)``, read only."""
+    coords = np.arange(size)
+    coords.flags.writeable = False
+    return coords
+
+
+def _outside_axes(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...], device: torch.device,
+                  box: int) -> list:
     """Per axis ``d``, the ``(B, S_d)`` bool test ``coord < low or coord >= high`` of box ``box``, shaped to broadcast
-    over ``(B, *S)``: numpy arrays when the corners and ``device`` are on the CPU, else tensors on ``device``."""
+    over ``(B, *S)``: numpy arrays when the corners (tensors or numpy) and ``device`` are on the CPU, else tensors
+    on ``device``."""
     dims = len(shape)
-    cpu = device.type == "cpu" and low.device.type == "cpu"
-    lows, highs = (low.numpy(), high.numpy()) if cpu else (to_device(low, device), to_device(high, device))
+    cpu = device.type == "cpu" and (isinstance(low, np.ndarray) or low.device.type == "cpu")
+    if cpu:
+        lows, highs = np.asarray(low), np.asarray(high)
+    else:
+        lows, highs = (to_device(torch.as_tensor(c), device) for c in (low, high))
     tests = []
     for d, size in enumerate(shape):
-        coord = np.arange(size) if cpu else torch.arange(size, device=device)
+        coord = _coords(size) if cpu else torch.arange(size, device=device)
         outside = (coord < lows[:, box, d, None]) | (coord >= highs[:, box, d, None])
         tests.append(outside.reshape(-1, *[size if k == d else 1 for k in range(dims)]))
     return tests
 
 
-def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.device | str) -> tuple[Tensor, Tensor]:
+def box_masks(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...],
+              device: torch.device | str) -> tuple[Tensor, Tensor]:
     """``(B, *S)`` bool, True outside every box of each sample, and its ``(B,)`` float32 mean.
 
     Args:
-        low, high: ``(B, n, D)`` int64 box corners (``low <= coord < high``), on the CPU or on ``device``.
+        low, high: ``(B, n, D)`` int64 box corners (``low <= coord < high``): tensors on the CPU or on
+            ``device``, or numpy arrays.
         shape: ``S``.
         device: where the mask is built.
     """
@@ -187,7 +207,7 @@ def box_masks(low: Tensor, high: Tensor, shape: tuple[int, ...], device: torch.d
     return mask, mask_mean(mask)
 
 
-def box_weights(low: Tensor, high: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
+def box_weights(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...], dtype: torch.dtype,
                 device: torch.device | str) -> Tensor:
     """The mask of :func:`box_masks` as ``(B, *S)`` of ``dtype``: 1 (True) outside every box, 0 inside.
 
@@ -196,28 +216,33 @@ def box_weights(low: Tensor, high: Tensor, shape: tuple[int, ...], dtype: torch.
     to convert, and a broadcast ``maximum`` costs a fraction of a bool ``|`` in torch or numpy.
 
     Args:
-        low, high: ``(B, n, D)`` int64 box corners, on the CPU or on ``device``.
+        low, high: ``(B, n, D)`` int64 box corners, as for :func:`box_masks`.
         shape: ``S``.
         dtype: bool or a floating dtype (the inputs').
         device: where the weights are built.
     """
     device = torch.device(device)
     work = torch.uint8 if dtype == torch.bool else dtype
+    small = low.shape[0] * math.prod(shape) <= _NUMPY_BOXES_MAX
     weights = None
     for b in range(low.shape[1]):  # a loop over boxes, not samples
-        axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
-                for t in _outside_axes(low, high, shape, device, b)]  # 0/1 bytes, no copy
-        # only the last maximum is batch-sized; float weights convert the small per-axis tests first
-        outside = functools.reduce(torch.maximum, axes if work == torch.uint8 else [a.to(work) for a in axes])
+        tests = _outside_axes(low, high, shape, device, b)
+        if isinstance(tests[0], np.ndarray) and small:  # one numpy pass and one conversion cost least
+            outside = torch.from_numpy(functools.reduce(np.logical_or, tests).view(np.uint8)).to(work)
+        else:
+            axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
+                    for t in tests]  # 0/1 bytes, no copy
+            # only the last maximum is batch-sized; float weights convert the small per-axis tests first
+            outside = functools.reduce(torch.maximum, axes if work == torch.uint8 else [a.to(work) for a in axes])
         weights = outside if weights is None else weights.mul_(outside)
     return weights.view(torch.bool) if dtype == torch.bool else weights
 
 
-def box_lam(low: Tensor, high: Tensor, shape: tuple[int, ...]) -> Tensor:
+def box_lam(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...]) -> Tensor:
     """``(B,)`` float32 share of each sample outside its one box (``low``, ``high``: ``(B, 1, D)``), on the
     corners' device: ``1 - clipped volume / |S|`` (in numpy on the CPU: the same IEEE steps)."""
-    if low.device.type == "cpu":
-        volumes = np.clip(high.numpy()[:, 0] - low.numpy()[:, 0], 0, None).prod(-1)
+    if isinstance(low, np.ndarray) or low.device.type == "cpu":
+        volumes = np.clip(np.asarray(high)[:, 0] - np.asarray(low)[:, 0], 0, None).prod(-1)
         return torch.from_numpy((1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32))
     volumes = (high[:, 0] - low[:, 0]).clamp(min=0).prod(-1)
     return (1.0 - volumes.double() / math.prod(shape)).float()

@@ -194,16 +194,16 @@ class MixParams:
         from mixmask.functional.masks import box_masks
 
         (spatial, dtype), batch = self._box_mask, self.lam.shape[0]
-        rows = self._box_rows()
-        mask = box_masks(rows[:, :, 0], rows[:, :, 1], spatial, self.lam.device)[0].to(dtype)
-        mask = mask.expand(batch, *spatial) if rows.shape[0] < batch else mask
+        corners = self._box_corners()
+        mask = box_masks(corners[:, :, 0], corners[:, :, 1], spatial, self.lam.device)[0].to(dtype)
+        mask = mask.expand(batch, *spatial) if corners.shape[0] < batch else mask
         object.__setattr__(self, "mask", mask)
         return mask
 
-    def _box_rows(self) -> Tensor:
-        """The boxes, or their first row when one draw serves the whole batch (stride 0)."""
+    def _box_corners(self) -> np.ndarray:
+        """The boxes as a numpy view, only their first row when one draw serves the whole batch (stride 0)."""
         boxes = self.boxes
-        return boxes[:1] if boxes.shape[0] > 1 and boxes.stride(0) == 0 else boxes
+        return boxes.numpy()[:1] if boxes.shape[0] > 1 and boxes.stride(0) == 0 else boxes.numpy()
 
     def _box_weights(self, dtype: torch.dtype) -> Tensor | None:
         """While the mask of a box draw is unbuilt: it as ``(B, *S)`` weights of a float ``dtype``, straight
@@ -213,9 +213,9 @@ class MixParams:
         from mixmask.functional.masks import box_weights
 
         spatial, batch = self._box_mask[0], self.lam.shape[0]
-        rows = self._box_rows()
-        weights = box_weights(rows[:, :, 0], rows[:, :, 1], spatial, dtype, self.lam.device)
-        return weights.expand(batch, *spatial) if rows.shape[0] < batch else weights
+        corners = self._box_corners()
+        weights = box_weights(corners[:, :, 0], corners[:, :, 1], spatial, dtype, self.lam.device)
+        return weights.expand(batch, *spatial) if corners.shape[0] < batch else weights
 
     @property
     def batch_size(self) -> int:
