@@ -164,6 +164,10 @@ def ranged_boxes(batch_size: int, spatial_shape: Sequence[int], size_range: tupl
 _NUMPY_BOXES_MAX = 1 << 15
 
 
+def _numpy(corners: Tensor | np.ndarray) -> np.ndarray:
+    return corners.numpy() if isinstance(corners, Tensor) else corners
+
+
 @functools.lru_cache(maxsize=16)
 def _coords(size: int) -> np.ndarray:
     """``np.arange(size)``, read only."""
@@ -180,7 +184,7 @@ def _outside_axes(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tu
     dims = len(shape)
     cpu = device.type == "cpu" and (isinstance(low, np.ndarray) or low.device.type == "cpu")
     if cpu:
-        lows, highs = np.asarray(low), np.asarray(high)
+        lows, highs = _numpy(low), _numpy(high)
     else:
         lows, highs = (to_device(torch.as_tensor(c), device) for c in (low, high))
     tests = []
@@ -222,27 +226,28 @@ def box_weights(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tupl
         device: where the weights are built.
     """
     device = torch.device(device)
-    work = torch.uint8 if dtype == torch.bool else dtype
     small = low.shape[0] * math.prod(shape) <= _NUMPY_BOXES_MAX
     weights = None
     for b in range(low.shape[1]):  # a loop over boxes, not samples
         tests = _outside_axes(low, high, shape, device, b)
         if isinstance(tests[0], np.ndarray) and small:  # one numpy pass and one conversion cost least
-            outside = torch.from_numpy(functools.reduce(np.logical_or, tests).view(np.uint8)).to(work)
+            outside = torch.from_numpy(functools.reduce(np.logical_or, tests))
+            outside = outside if dtype == torch.bool else outside.to(dtype)
         else:
             axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
                     for t in tests]  # 0/1 bytes, no copy
             # only the last maximum is batch-sized; float weights convert the small per-axis tests first
-            outside = functools.reduce(torch.maximum, axes if work == torch.uint8 else [a.to(work) for a in axes])
-        weights = outside if weights is None else weights.mul_(outside)
-    return weights.view(torch.bool) if dtype == torch.bool else weights
+            outside = functools.reduce(torch.maximum, axes).view(torch.bool) if dtype == torch.bool else \
+                functools.reduce(torch.maximum, [a.to(dtype) for a in axes])
+        weights = outside if weights is None else weights.mul_(outside)  # bool mul: and
+    return weights
 
 
 def box_lam(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...]) -> Tensor:
     """``(B,)`` float32 share of each sample outside its one box (``low``, ``high``: ``(B, 1, D)``), on the
     corners' device: ``1 - clipped volume / |S|`` (in numpy on the CPU: the same IEEE steps)."""
     if isinstance(low, np.ndarray) or low.device.type == "cpu":
-        volumes = np.clip(np.asarray(high)[:, 0] - np.asarray(low)[:, 0], 0, None).prod(-1)
+        volumes = np.clip(_numpy(high)[:, 0] - _numpy(low)[:, 0], 0, None).prod(-1)
         return torch.from_numpy((1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32))
     volumes = (high[:, 0] - low[:, 0]).clamp(min=0).prod(-1)
     return (1.0 - volumes.double() / math.prod(shape)).float()

@@ -191,11 +191,11 @@ class MixParams:
         """Only for attributes not set: the mask of a box draw, built from its boxes on first read."""
         if name != "mask" or "_box_mask" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        from mixmask.functional.masks import box_masks
+        from mixmask.functional.masks import box_weights
 
         (spatial, dtype), batch = self._box_mask, self.lam.shape[0]
         corners = self._box_corners()
-        mask = box_masks(corners[:, :, 0], corners[:, :, 1], spatial, self.lam.device)[0].to(dtype)
+        mask = box_weights(corners[:, :, 0], corners[:, :, 1], spatial, torch.bool, self.lam.device).to(dtype)
         mask = mask.expand(batch, *spatial) if corners.shape[0] < batch else mask
         object.__setattr__(self, "mask", mask)
         return mask

@@ -101,7 +101,8 @@ class MaskDraw:
         if self.mask is not None:
             return self.mask
         if self.boxes is not None:
-            return M.box_masks(self.boxes[:, :, 0], self.boxes[:, :, 1], spatial_shape, device)[0]
+            corners = self.boxes.numpy()
+            return M.box_weights(corners[:, :, 0], corners[:, :, 1], spatial_shape, torch.bool, device)
         return self.lam.view(-1, *(1,) * len(spatial_shape)).expand(-1, *spatial_shape)
 
 
