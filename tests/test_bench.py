@@ -21,7 +21,7 @@ TINY = ["--sizes", "4x3x16x16", "--rounds", "1", "--warmup", "1", "--min-time", 
 ROW_TYPES = {"size": str, "batch": int, "method": str, "library": str, "path": str, "status": str, "note": str,
              "semantics": str, "calls": int, "round_medians_ms": list, "warnings": list}
 ROW_NUMBERS = ("median_ms", "min_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "x_copy_floor", "mixmask_speedup",
-               "peak_mib")
+               "faults_per_call", "peak_mib")
 
 
 def _check_row(row: dict) -> None:
@@ -35,6 +35,8 @@ def _check_row(row: dict) -> None:
         assert 0 < row["min_ms"] <= row["q1_ms"] <= row["median_ms"] <= row["q3_ms"]
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["median_ms"] * 1e3)
         assert row["peak_mib"] is not None and row["peak_mib"] >= 0 and row["memory_kind"]
+        if sys.platform.startswith("linux"):  # CPU rows count page faults where getrusage does
+            assert row["faults_per_call"] is not None and row["faults_per_call"] >= 0
     else:
         assert row["median_ms"] is None and row["calls"] == 0
 
@@ -226,3 +228,16 @@ def test_keras_summary_compares_with_mixmask_keras_and_the_gather_floor():
     assert items["mixmask-keras"]["x_copy_floor"] == pytest.approx(2.0)
     assert items["keras"]["mixmask_speedup"] == pytest.approx(3.0)
     assert items["mixmask-keras"]["mixmask_speedup"] is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts page faults with getrusage")
+def test_page_faults_per_call_tell_fresh_memory_from_reused_memory():
+    from mixmask.bench.worker import time_calls_and_faults
+
+    cpu = torch.device("cpu")
+    buffer = torch.zeros(16 << 20)  # 64 MiB, mapped in once here
+    _, reused = time_calls_and_faults(lambda: buffer.add_(1.0), cpu, 0.0, 4, 4)
+    # 64 MiB is above glibc's largest mmap threshold: each call maps fresh pages (32 faults even as 2 MiB pages)
+    _, fresh = time_calls_and_faults(lambda: torch.empty(16 << 20).fill_(1.0), cpu, 0.0, 4, 4)
+    assert fresh >= 16 and reused < fresh / 4, (fresh, reused)
+    assert time_calls_and_faults(lambda: None, torch.device("meta"), 0.0, 2, 2)[1] is None  # not the CPU

@@ -100,9 +100,10 @@ def _run_job(spec: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
     import torch
 
-    from mixmask.bench.worker import _measure_memory, _time_calls
+    from mixmask.bench.worker import _measure_memory, time_calls_and_faults
 
-    result: dict[str, Any] = {"status": "ok", "error": None, "times_s": [], "peak_mib": None, "memory_kind": None,
+    result: dict[str, Any] = {"status": "ok", "error": None, "times_s": [], "faults_per_call": None,
+                              "peak_mib": None, "memory_kind": None,
                               "host_sync": None, "warnings": [], "threads": spec.get("threads")}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -121,7 +122,8 @@ def _run_job(spec: dict[str, Any]) -> dict[str, Any]:
                 call()
             cpu = torch.device("cpu")
             result["peak_mib"], result["memory_kind"] = _measure_memory(call, cpu)
-            result["times_s"] = _time_calls(call, cpu, spec["min_time"], spec["min_calls"], spec["max_calls"])
+            result["times_s"], result["faults_per_call"] = time_calls_and_faults(
+                call, cpu, spec["min_time"], spec["min_calls"], spec["max_calls"])
         except Exception as err:  # a peer failing on this input is a result to report
             last = traceback.extract_tb(err.__traceback__)[-1]
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -20,6 +20,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("img/s", "images per second: B / median"),
     ("x copy", "median / the copy floor's median at this size"),
     ("mixmask x", "peer median / mixmask median at the same size and method (> 1: mixmask is faster)"),
+    ("faults/call", "minor page faults per timed call, CPU: fresh memory the kernel mapped in (median of rounds)"),
     ("peak MiB", "memory one call adds (see memory_kind)"),
     ("semantics", "what the call does, or why there is no number"),
 )
@@ -51,7 +52,7 @@ def table_cells(report: dict[str, Any]) -> list[list[str]]:
     return [[row["size"], row["method"], _library_label(row), _fmt(row["median_ms"], 3), _fmt(row["iqr_ms"], 3),
              _fmt(row.get("min_ms"), 3),
              _fmt(row["images_per_s"], 0), _fmt(row["x_copy_floor"]), _fmt(row["mixmask_speedup"]),
-             _fmt(row["peak_mib"], 1), _note(row)] for row in report["rows"]]
+             _fmt(row.get("faults_per_call"), 0), _fmt(row["peak_mib"], 1), _note(row)] for row in report["rows"]]
 
 
 def _header_lines(report: dict[str, Any]) -> list[str]:

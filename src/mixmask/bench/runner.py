@@ -248,11 +248,14 @@ def summarise(rows: Sequence[Row], framework: str = "torch") -> list[dict[str, A
         if row.status == "ok" and errors:
             status, note = "error", "; ".join(errors)
         peaks = [r["peak_mib"] for r in row.results if r["status"] == "ok" and r["peak_mib"] is not None]
+        faults = [r["faults_per_call"] for r in row.results
+                  if r["status"] == "ok" and r.get("faults_per_call") is not None]
         item: dict[str, Any] = {
             "size": row.size, "batch": row.batch, "method": row.method, "library": row.library, "path": row.path,
             "status": status, "note": note, "semantics": row.semantics, "calls": len(times),
             "median_ms": None, "min_ms": None, "q1_ms": None, "q3_ms": None, "iqr_ms": None, "round_medians_ms": [],
             "images_per_s": None, "x_copy_floor": None, "mixmask_speedup": None,
+            "faults_per_call": _quantile(faults, 0.5) if faults else None,
             "peak_mib": _quantile(peaks, 0.5) if peaks else None,
             "memory_kind": next((r["memory_kind"] for r in row.results if r.get("memory_kind")), None),
             "host_sync": next((r["host_sync"] for r in row.results if r.get("host_sync")), None),

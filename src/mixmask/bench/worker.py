@@ -139,6 +139,25 @@ def _time_calls(call: Any, device: torch.device, min_time: float, min_calls: int
     return times
 
 
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far, all threads (``getrusage``); None where the OS has no count."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_calls_and_faults(call: Any, device: torch.device, min_time: float, min_calls: int,
+                          max_calls: int) -> tuple[list[float], float | None]:
+    """:func:`_time_calls`, and the minor page faults per timed call on the CPU (memory the kernel had to map
+    in for the calls: fresh allocations it had taken back); None on accelerators or without a count."""
+    before = _minor_faults() if device.type == "cpu" else None
+    times = _time_calls(call, device, min_time, min_calls, max_calls)
+    after = _minor_faults() if before is not None else None
+    return times, (after - before) / len(times) if after is not None and times else None
+
+
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Time one (library, method, path, size) in this process.
 
@@ -149,12 +168,12 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``status`` (``"ok"`` or ``"error"``), ``error`` (the message, when not ok), ``times_s`` (seconds
-        per call), ``peak_mib`` and ``memory_kind``, ``host_sync`` (CUDA mixmask rows: ``"none"`` or
+        per call), ``faults_per_call`` (CPU), ``peak_mib`` and ``memory_kind``, ``host_sync`` (CUDA mixmask rows: ``"none"`` or
         the error the sync check raised; else None), ``threads``, ``warnings`` (messages raised by
         the library during the job).
     """
-    result: dict[str, Any] = {"status": "ok", "error": None, "times_s": [], "peak_mib": None,
-                              "memory_kind": None, "host_sync": None, "warnings": []}
+    result: dict[str, Any] = {"status": "ok", "error": None, "times_s": [], "faults_per_call": None,
+                              "peak_mib": None, "memory_kind": None, "host_sync": None, "warnings": []}
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     result["threads"] = torch.get_num_threads()
@@ -170,7 +189,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             if device.type == "cuda" and spec["library"] == "mixmask":
                 result["host_sync"] = _check_host_sync(call)
             result["peak_mib"], result["memory_kind"] = _measure_memory(call, device)
-            result["times_s"] = _time_calls(call, device, spec["min_time"], spec["min_calls"], spec["max_calls"])
+            result["times_s"], result["faults_per_call"] = time_calls_and_faults(
+                call, device, spec["min_time"], spec["min_calls"], spec["max_calls"])
         except Exception as err:  # a peer failing on this input is a result to report, not a crash
             last = traceback.extract_tb(err.__traceback__)[-1]
             result.update(status="error", error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
