@@ -191,31 +191,25 @@ class MixParams:
         """Only for attributes not set: the mask of a box draw, built from its boxes on first read."""
         if name != "mask" or "_box_mask" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        from mixmask.functional.masks import box_weights
-
-        (spatial, dtype), batch = self._box_mask, self.lam.shape[0]
-        corners = self._box_corners()
-        mask = box_weights(corners[:, :, 0], corners[:, :, 1], spatial, torch.bool, self.lam.device).to(dtype)
-        mask = mask.expand(batch, *spatial) if corners.shape[0] < batch else mask
+        mask = self._from_boxes(self._box_mask[1])
         object.__setattr__(self, "mask", mask)
         return mask
-
-    def _box_corners(self) -> np.ndarray:
-        """The boxes as a numpy view, only their first row when one draw serves the whole batch (stride 0)."""
-        boxes = self.boxes
-        return boxes.numpy()[:1] if boxes.shape[0] > 1 and boxes.stride(0) == 0 else boxes.numpy()
 
     def _box_weights(self, dtype: torch.dtype) -> Tensor | None:
         """While the mask of a box draw is unbuilt: it as ``(B, *S)`` weights of a float ``dtype``, straight
         from the boxes (the same values, without a bool mask to convert); else None."""
-        if "mask" in self.__dict__:
-            return None
+        return None if "mask" in self.__dict__ else self._from_boxes(dtype)
+
+    def _from_boxes(self, dtype: torch.dtype) -> Tensor:
+        """``(B, *S)`` of ``dtype`` on ``lam``'s device, 0 inside the boxes; one row expanded when one draw
+        serves the whole batch (boxes of stride 0)."""
         from mixmask.functional.masks import box_weights
 
-        spatial, batch = self._box_mask[0], self.lam.shape[0]
-        corners = self._box_corners()
-        weights = box_weights(corners[:, :, 0], corners[:, :, 1], spatial, dtype, self.lam.device)
-        return weights.expand(batch, *spatial) if corners.shape[0] < batch else weights
+        spatial, batch, corners = self._box_mask[0], self.lam.shape[0], self.boxes.numpy()
+        if batch > 1 and self.boxes.stride(0) == 0:
+            return box_weights(corners[:1, :, 0], corners[:1, :, 1], spatial, dtype, self.lam.device).expand(
+                batch, *spatial)
+        return box_weights(corners[:, :, 0], corners[:, :, 1], spatial, dtype, self.lam.device)
 
     @property
     def batch_size(self) -> int:
