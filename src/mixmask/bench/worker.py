@@ -168,8 +168,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``status`` (``"ok"`` or ``"error"``), ``error`` (the message, when not ok), ``times_s`` (seconds
-        per call), ``faults_per_call`` (CPU), ``peak_mib`` and ``memory_kind``, ``host_sync`` (CUDA mixmask rows: ``"none"`` or
-        the error the sync check raised; else None), ``threads``, ``warnings`` (messages raised by
+        per call), ``faults_per_call`` (CPU), ``peak_mib`` and ``memory_kind``, ``host_sync`` (CUDA
+        mixmask rows: ``"none"`` or the error the sync check raised; else None), ``threads``, ``warnings`` (messages raised by
         the library during the job).
     """
     result: dict[str, Any] = {"status": "ok", "error": None, "times_s": [], "faults_per_call": None,

@@ -236,11 +236,20 @@ def box_weights(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tupl
         else:
             axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
                     for t in tests]  # 0/1 bytes, no copy
-            # only the last maximum is batch-sized; float weights convert the small per-axis tests first
-            outside = functools.reduce(torch.maximum, axes).view(torch.bool) if dtype == torch.bool else \
-                functools.reduce(torch.maximum, [a.to(dtype) for a in axes])
+            if dtype != torch.bool:  # float weights convert the small per-axis tests, not the batch
+                axes = [a.to(dtype) for a in axes]
+            outside = functools.reduce(torch.maximum, axes)  # only the last maximum is batch-sized
+            outside = outside.view(torch.bool) if dtype == torch.bool else outside
         weights = outside if weights is None else weights.mul_(outside)  # bool mul: and
     return weights
+
+
+def stacked_box_weights(boxes: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
+                        device: torch.device | str) -> Tensor:
+    """:func:`box_weights` of boxes stored as ``(B, n, 2, D)`` CPU corners (``MaskDraw.boxes``,
+    ``MixParams.boxes``), read into numpy once."""
+    corners = boxes.numpy()
+    return box_weights(corners[:, :, 0], corners[:, :, 1], shape, dtype, device)
 
 
 def box_lam(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[int, ...]) -> Tensor:

@@ -203,13 +203,12 @@ class MixParams:
     def _from_boxes(self, dtype: torch.dtype) -> Tensor:
         """``(B, *S)`` of ``dtype`` on ``lam``'s device, 0 inside the boxes; one row expanded when one draw
         serves the whole batch (boxes of stride 0)."""
-        from mixmask.functional.masks import box_weights
+        from mixmask.functional.masks import stacked_box_weights
 
-        spatial, batch, corners = self._box_mask[0], self.lam.shape[0], self.boxes.numpy()
+        spatial, batch = self._box_mask[0], self.lam.shape[0]
         if batch > 1 and self.boxes.stride(0) == 0:
-            return box_weights(corners[:1, :, 0], corners[:1, :, 1], spatial, dtype, self.lam.device).expand(
-                batch, *spatial)
-        return box_weights(corners[:, :, 0], corners[:, :, 1], spatial, dtype, self.lam.device)
+            return stacked_box_weights(self.boxes[:1], spatial, dtype, self.lam.device).expand(batch, *spatial)
+        return stacked_box_weights(self.boxes, spatial, dtype, self.lam.device)
 
     @property
     def batch_size(self) -> int:

@@ -101,8 +101,7 @@ class MaskDraw:
         if self.mask is not None:
             return self.mask
         if self.boxes is not None:
-            corners = self.boxes.numpy()
-            return M.box_weights(corners[:, :, 0], corners[:, :, 1], spatial_shape, torch.bool, device)
+            return M.stacked_box_weights(self.boxes, spatial_shape, torch.bool, device)
         return self.lam.view(-1, *(1,) * len(spatial_shape)).expand(-1, *spatial_shape)
 
 
