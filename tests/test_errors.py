@@ -193,6 +193,8 @@ def test_float8_inputs_and_foreign_params_get_clear_errors():
     ("lam", torch.full((4,), 0.25), "lam = mask mean.*0.25"),
     ("index", torch.tensor([1, 2, 3, 4]), r"partners in \[0, 4\).*4"),
     ("label_lam", torch.full((4,), -1.0), r"label_lam must be in \[0, 1\]"),
+    ("method", torch.tensor([1, -1, 1, 1]), r"method must be CPU ids in \[0, 11\).*-1"),
+    ("method", torch.tensor([1, 11, 1, 99]), r"method must be CPU ids in \[0, 11\).*99"),
 ])
 def test_user_built_params_are_checked(field, value, match):
     fields = {"index": torch.tensor([1, 0, 3, 2]), "lam": torch.full((4,), 0.5),

@@ -9,6 +9,7 @@ that require grad are mixed out of place, so gradients reach both ``x[i]`` and `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,7 +297,7 @@ def _mix_inputs(inputs: Tensor, params: MixParams, *, channels_last: bool, inpla
 def _pastes_boxes(tensor: Tensor, params: MixParams) -> bool:
     """Whether to paste the draw's boxes one slice each (CPU, box masks, samples large enough)."""
     return (params.boxes is not None and not params.warps and tensor.device.type == "cpu"
-            and tensor[0].numel() >= BOX_PASTE_MIN)
+            and math.prod(tensor.shape[1:]) >= BOX_PASTE_MIN)
 
 
 def _paste_boxes(inputs: Tensor, params: MixParams, channels_last: bool, inplace: bool) -> Tensor:

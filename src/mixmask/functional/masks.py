@@ -84,27 +84,27 @@ def cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Gen
         MixMaskError: lam not a (B,) tensor in [0, 1], a bad shape or num_boxes.
     """
     num_boxes = check_int("num_boxes", num_boxes, low=1)
-    low, high = _cutmix_boxes(_check_lam(lam), spatial_shape, generator, num_boxes)
+    low, high = (torch.from_numpy(c) for c in _cutmix_boxes(_check_lam(lam), check_spatial_shape(spatial_shape),
+                                                             generator, num_boxes))
     return (low[:, 0], high[:, 0]) if num_boxes == 1 else (low, high)
 
 
-def _cutmix_boxes(lam: Tensor, spatial_shape: Sequence[int], generator: torch.Generator,
-                  num_boxes: int = 1) -> tuple[Tensor, Tensor]:
-    """:func:`cutmix_boxes` for weights the library drew itself (not checked): ``(B, num_boxes, D)``.
+def _cutmix_boxes(lam: Tensor, shape: tuple[int, ...], generator: torch.Generator,
+                  num_boxes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cutmix_boxes` for weights the library drew itself and a checked ``shape``: ``(B, num_boxes, D)``
+    int64 numpy corners.
 
     The O(B) arithmetic runs in numpy (same IEEE operations, same results; a torch op on a tiny tensor
     costs microseconds of dispatch); the random numbers and the power come from torch.
     """
-    shape = check_spatial_shape(spatial_shape)
-    lam = lam.to(dtype=torch.float64, device="cpu").numpy()
+    lam = (lam if lam.dtype == torch.float64 and lam.device.type == "cpu" else lam.to("cpu", torch.float64)).numpy()
     sizes = np.array(shape, dtype=np.float64)
     share = torch.from_numpy(((1.0 - lam) / num_boxes)[:, None, None])
     sides = np.round(sizes * (share ** (1.0 / len(shape))).numpy()).astype(np.int64)
     draws = torch.rand(lam.shape[0], num_boxes, len(shape), generator=generator, dtype=torch.float64).numpy()
     low = (draws * sizes).astype(np.int64) - sides // 2
     limit = np.array(shape)
-    return (torch.from_numpy(np.minimum(np.maximum(low, 0), limit)),
-            torch.from_numpy(np.minimum(np.maximum(low + sides, 0), limit)))
+    return np.minimum(np.maximum(low, 0), limit), np.minimum(np.maximum(low + sides, 0), limit)
 
 
 def _box_sides(lam: Tensor, shape: tuple[int, ...], num_boxes: int = 1) -> Tensor:
@@ -231,17 +231,30 @@ def box_weights(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tupl
     for b in range(low.shape[1]):  # a loop over boxes, not samples
         tests = _outside_axes(low, high, shape, device, b)
         if isinstance(tests[0], np.ndarray) and small:  # one numpy pass and one conversion cost least
-            outside = torch.from_numpy(functools.reduce(np.logical_or, tests))
-            outside = outside if dtype == torch.bool else outside.to(dtype)
-        else:
-            axes = [torch.from_numpy(t.view(np.uint8)) if isinstance(t, np.ndarray) else t.view(torch.uint8)
-                    for t in tests]  # 0/1 bytes, no copy
-            if dtype != torch.bool:  # float weights convert the small per-axis tests, not the batch
-                axes = [a.to(dtype) for a in axes]
+            union = functools.reduce(np.logical_or, tests)
+            outside = torch.from_numpy(union) if dtype == torch.bool else _as_dtype(union, dtype)
+        else:  # float weights convert the small per-axis tests, not the batch; bool ones view them as 0/1 bytes
+            axes = [_as_dtype(t, dtype) for t in tests]
             outside = functools.reduce(torch.maximum, axes)  # only the last maximum is batch-sized
             outside = outside.view(torch.bool) if dtype == torch.bool else outside
         weights = outside if weights is None else weights.mul_(outside)  # bool mul: and
     return weights
+
+
+#: The float dtypes whose box weights are converted in numpy (bfloat16 has no numpy dtype).
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _as_dtype(test: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor:
+    """A per-axis bool test as a tensor of ``dtype`` (bool: its 0/1 bytes as uint8, no copy); numpy tests
+    are converted in numpy, where a conversion costs no tensor op."""
+    if isinstance(test, np.ndarray):
+        if dtype == torch.bool:
+            return torch.from_numpy(test.view(np.uint8))
+        if dtype in _NUMPY_DTYPES:
+            return torch.from_numpy(test.astype(_NUMPY_DTYPES[dtype]))
+        test = torch.from_numpy(test)
+    return test.view(torch.uint8) if dtype == torch.bool else test.to(dtype)
 
 
 def stacked_box_weights(boxes: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
@@ -256,7 +269,7 @@ def box_lam(low: Tensor | np.ndarray, high: Tensor | np.ndarray, shape: tuple[in
     """``(B,)`` float32 share of each sample outside its one box (``low``, ``high``: ``(B, 1, D)``), on the
     corners' device: ``1 - clipped volume / |S|`` (in numpy on the CPU: the same IEEE steps)."""
     if isinstance(low, np.ndarray) or low.device.type == "cpu":
-        volumes = np.clip(_numpy(high)[:, 0] - _numpy(low)[:, 0], 0, None).prod(-1)
+        volumes = np.maximum(_numpy(high)[:, 0] - _numpy(low)[:, 0], 0).prod(-1)
         return torch.from_numpy((1.0 - volumes.astype(np.float64) / math.prod(shape)).astype(np.float32))
     volumes = (high[:, 0] - low[:, 0]).clamp(min=0).prod(-1)
     return (1.0 - volumes.double() / math.prod(shape)).float()

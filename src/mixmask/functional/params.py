@@ -23,7 +23,8 @@ METHODS: tuple[str, ...] = ("none", "mixup", "cutmix", "fmix", "gridmask", "resi
 #: Methods whose partner is the constant ``fill`` (or a warp's noise) rather than another sample; their
 #: labels are kept.
 FILL_METHODS: tuple[str, ...] = ("gridmask", "cutout")
-_FILL_IDS = np.array([METHODS.index(m) for m in FILL_METHODS])
+#: ``_FILL_TABLE[id]``: whether method ``id`` is a fill method; one more entry (False) for ids past the end.
+_FILL_TABLE = np.isin(np.arange(len(METHODS) + 1), [METHODS.index(m) for m in FILL_METHODS])
 
 #: Largest gap allowed between a user-given ``lam`` and the mean of the mask it comes with.
 LAM_TOLERANCE = 1e-4
@@ -230,7 +231,8 @@ class MixParams:
         """``(mixed, any_erase, all_erase, erase)`` read from the CPU ``method`` (numpy: no dispatch cost)."""
         ids = self.method.numpy()
         erase = _is_fill(ids)
-        return bool((ids != 0).any()), bool(erase.any()), bool(erase.all()), erase
+        fills = int(np.count_nonzero(erase))
+        return bool(ids.any()), fills > 0, fills == erase.size, erase
 
     @property
     def _erase_cpu(self) -> Tensor:
@@ -284,11 +286,9 @@ class MixParams:
 
 
 def _is_fill(ids: np.ndarray) -> np.ndarray:
-    """Which ids are fill methods (comparisons: ``np.isin`` costs tens of microseconds on a few ids)."""
-    erase = ids == _FILL_IDS[0]
-    for fill in _FILL_IDS[1:]:
-        erase |= ids == fill
-    return erase
+    """Which ids are fill methods: one table lookup. Ids out of range (a user's draw, not checked yet) read
+    as not fill: negative ones clip to 0 (``"none"``), large ones to the table's last entry."""
+    return _FILL_TABLE.take(ids, mode="clip")
 
 
 def _same(a: Tensor, b: Tensor) -> bool:

@@ -50,22 +50,25 @@ def sample_lam(batch_size: int, alpha: float, generator: torch.Generator, *,
 
 
 def _sample_lam(batch_size: int, alpha: float, generator: torch.Generator, reformulate: bool = False) -> Tensor:
-    """:func:`sample_lam` for arguments the library checked itself (in-place steps: one tensor op each)."""
+    """:func:`sample_lam` for arguments the library checked itself.
+
+    The logarithms and the sigmoid are torch's; the divisions, sums and the difference are correctly
+    rounded IEEE operations, done in numpy (the same bytes, without a tensor op each)."""
     shape, gamma_shape = _beta_shapes(batch_size, alpha, reformulate)
-    log_gammas = torch._standard_gamma(gamma_shape, generator=generator).log_()
-    uniforms = torch.rand((2, batch_size), generator=generator, dtype=torch.float64)
-    log_gammas.add_(uniforms.neg_().log1p_().div_(shape))
-    own, other = log_gammas.unbind(0)
-    return own.sub(other).sigmoid_()
+    log_gammas = torch._standard_gamma(gamma_shape, generator=generator).log_().numpy()
+    log_uniforms = torch.rand((2, batch_size), generator=generator, dtype=torch.float64).neg_().log1p_().numpy()
+    log_gammas += log_uniforms / shape
+    return torch.from_numpy(log_gammas[0] - log_gammas[1]).sigmoid_()
 
 
 @functools.lru_cache(maxsize=32)
-def _beta_shapes(batch_size: int, alpha: float, reformulate: bool) -> tuple[Tensor, Tensor]:
-    """The ``(2, B)`` float64 shapes of the two Gamma draws of a Beta and those shapes + 1 (read only)."""
-    shape = torch.full((2, batch_size), alpha, dtype=torch.float64)
+def _beta_shapes(batch_size: int, alpha: float, reformulate: bool) -> tuple[np.ndarray, Tensor]:
+    """The ``(2, B)`` float64 shapes of the two Gamma draws of a Beta (numpy) and those shapes + 1 (read only)."""
+    shape = np.full((2, batch_size), alpha, dtype=np.float64)
     if reformulate:
         shape[0] += 1.0
-    return shape, shape + 1.0
+    shape.flags.writeable = False
+    return shape, torch.from_numpy(shape + 1.0)
 
 
 def _derangement(batch_size: int, generator: torch.Generator) -> Tensor:

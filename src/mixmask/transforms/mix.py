@@ -117,7 +117,8 @@ class _Batch:
 
     def restore(self, mixed: Tensor) -> Tensor:
         """``mixed`` (shaped like :attr:`data`) in the caller's shape and torchvision type."""
-        return _rewrap(mixed.view(self.original.shape), self.original)
+        return _rewrap(mixed if mixed.shape == self.original.shape else mixed.view(self.original.shape),
+                       self.original)
 
 
 def _as_batch(inputs: Any, channels_last: bool | None) -> tuple[_Batch, bool | None]:
@@ -216,6 +217,7 @@ class MixPolicy:
             raise MixMaskError(f"{', '.join(whole)} makes each mask from its own partner's data, so it cannot draw one "
                                "mask for the whole batch: per_sample=False is refused")
         self.samplers = tuple(samplers)
+        self._constant_fill = bool(fills)
         self.fill = fills.pop() if fills else 0.0
         total = float(sum(weights))
         self._weights = torch.tensor(weights, dtype=torch.float64) / total
@@ -233,7 +235,7 @@ class MixPolicy:
         b, _, spatial = K.check_inputs(batch.data, params, channels_last=channels_last, inplace=inplace,
                                        workspace=workspace, validate=self.validate)
         if params is None:
-            if any(s.constant_fill is not None for s in self.samplers):
+            if self._constant_fill:
                 K.check_fill(self.fill, batch.data.dtype)
             for sampler in self.samplers:
                 sampler.check(spatial, masks)
@@ -310,7 +312,7 @@ class MixPolicy:
         partners = index.numpy()
         parts: list[tuple[Tensor, MaskDraw]] = []
         for k, sampler in enumerate(self.samplers):
-            rows = np.flatnonzero(applied & (choice == k)) if len(self.samplers) > 1 else np.flatnonzero(applied)
+            rows = (applied & (choice == k) if len(self.samplers) > 1 else applied).nonzero()[0]
             if rows.size == 0:
                 continue
             rows_t = torch.from_numpy(rows)
@@ -357,7 +359,8 @@ class MixPolicy:
             return mask, draw.lam.expand(b), label_lam.expand(b), warps
         if len(parts) == 1 and parts[0][0].numel() == b:  # one method for every row: its draw as it is
             draw = parts[0][1]
-            mask = None if from_boxes else draw.full_mask(spatial, device).to(dtype)
+            mask = None if from_boxes else draw.full_mask(spatial, device)
+            mask = mask if mask is None or mask.dtype == dtype else mask.to(dtype)
             return mask, draw.lam, draw.lam if draw.label_lam is None else draw.label_lam, warps
         lam = torch.ones(b, device=device)
         label_lam = torch.ones(b, device=device)

@@ -190,7 +190,8 @@ class MixUpSampler(_LamSampler):
         return True
 
     def draw(self, ctx: SamplerContext) -> MaskDraw:
-        lam = pixel_weights(to_device(self.lams(ctx), ctx.device, torch.float32), ctx.dtype)
+        lam = pixel_weights(to_device(torch.from_numpy(self.lams(ctx).numpy().astype(np.float32)), ctx.device),
+                            ctx.dtype)  # float64 to float32 in numpy: the same rounding, no tensor op
         return MaskDraw(lam, None, self._own_labels(lam))
 
 
@@ -223,11 +224,12 @@ class CutMixSampler(_LamSampler):
             low, high = M.ranged_boxes(ctx.count, shape, self.size_range, ctx.generator)
         else:
             low, high = M._cutmix_boxes(self.lams(ctx), shape, ctx.generator, self.num_boxes)
+        boxes = torch.from_numpy(np.stack([M._numpy(low), M._numpy(high)], 2))
         if self.num_boxes == 1:  # lam from the box volumes; the masks are built from the boxes where read
             lam = to_device(M.box_lam(low, high, shape), ctx.device)
-            return MaskDraw(lam, None, self._own_labels(lam), boxes=torch.stack([low, high], 2))
+            return MaskDraw(lam, None, self._own_labels(lam), boxes=boxes)
         mask, lam = M.box_masks(low, high, shape, ctx.device)  # boxes may overlap: lam is the mask's mean
-        return MaskDraw(lam, mask, self._own_labels(lam), boxes=torch.stack([low, high], 2))
+        return MaskDraw(lam, mask, self._own_labels(lam), boxes=boxes)
 
 
 @dataclass(frozen=True)
