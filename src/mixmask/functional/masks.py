@@ -97,7 +97,7 @@ def _cutmix_boxes(lam: Tensor, shape: tuple[int, ...], generator: torch.Generato
     The O(B) arithmetic runs in numpy (same IEEE operations, same results; a torch op on a tiny tensor
     costs microseconds of dispatch); the random numbers and the power come from torch.
     """
-    lam = (lam if lam.dtype == torch.float64 and lam.device.type == "cpu" else lam.to("cpu", torch.float64)).numpy()
+    lam = lam.to("cpu", torch.float64).numpy()
     sizes = np.array(shape, dtype=np.float64)
     share = torch.from_numpy(((1.0 - lam) / num_boxes)[:, None, None])
     sides = np.round(sizes * (share ** (1.0 / len(shape))).numpy()).astype(np.int64)

@@ -117,8 +117,7 @@ class _Batch:
 
     def restore(self, mixed: Tensor) -> Tensor:
         """``mixed`` (shaped like :attr:`data`) in the caller's shape and torchvision type."""
-        return _rewrap(mixed if mixed.shape == self.original.shape else mixed.view(self.original.shape),
-                       self.original)
+        return _rewrap(mixed.view(self.original.shape), self.original)
 
 
 def _as_batch(inputs: Any, channels_last: bool | None) -> tuple[_Batch, bool | None]:
@@ -359,8 +358,7 @@ class MixPolicy:
             return mask, draw.lam.expand(b), label_lam.expand(b), warps
         if len(parts) == 1 and parts[0][0].numel() == b:  # one method for every row: its draw as it is
             draw = parts[0][1]
-            mask = None if from_boxes else draw.full_mask(spatial, device)
-            mask = mask if mask is None or mask.dtype == dtype else mask.to(dtype)
+            mask = None if from_boxes else draw.full_mask(spatial, device).to(dtype)
             return mask, draw.lam, draw.lam if draw.label_lam is None else draw.label_lam, warps
         lam = torch.ones(b, device=device)
         label_lam = torch.ones(b, device=device)
